@@ -1,0 +1,20 @@
+//! FlareDB's replicated state machine: openraft over one RocksDB instance.
+//!
+//! - [`storage`]: log store, state machine and snapshots (the only module that sees RocksDB);
+//! - [`network`]: the Raft transport client to peers;
+//! - [`node::FlareNode`]: propose, linearizable and local reads, status.
+
+pub mod codec;
+pub mod data_dir;
+pub mod error;
+pub mod keys;
+pub mod namespace;
+pub mod network;
+pub mod node;
+pub mod read;
+pub mod rpc_codec;
+pub mod storage;
+pub mod types;
+
+pub use error::{NodeError, OpenError, StoreError};
+pub use types::{FlareRequest, FlareResponse, TypeConfig};

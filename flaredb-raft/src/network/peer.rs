@@ -1,0 +1,132 @@
+//! `RaftNetworkV2` for one peer.
+
+use std::future::Future;
+
+use flaredb_proto::raft::raft_client::RaftClient;
+use openraft::{
+    errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable},
+    network::{RPCOption, RaftNetworkV2},
+    raft::{
+        AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+        VoteRequest, VoteResponse,
+    },
+    OptionalSend,
+};
+use tonic::{transport::Channel, Code};
+
+use super::{snapshot_stream, MAX_RAFT_MESSAGE_BYTES};
+use crate::{
+    rpc_codec as rc,
+    storage::SnapshotFile,
+    types::{NodeId, TypeConfig, Vote},
+};
+
+pub struct PeerClient {
+    target: NodeId,
+    client: RaftClient<Channel>,
+}
+
+impl PeerClient {
+    pub(super) fn new(target: NodeId, channel: Channel) -> Self {
+        let client = RaftClient::new(channel)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
+        Self { target, client }
+    }
+}
+
+/// Transport failures and UNAVAILABLE mean "peer down" (openraft backs off);
+/// anything else is a network error for this one call.
+pub(super) fn rpc_error(status: tonic::Status) -> RPCError<TypeConfig> {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            RPCError::Unreachable(Unreachable::new(&status))
+        }
+        _ => RPCError::Network(NetworkError::new(&status)),
+    }
+}
+
+fn decode_error(e: crate::codec::CodecError) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::new(&e))
+}
+
+fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.set_timeout(option.hard_ttl());
+    req
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self.client.append_entries(request(rc::append_req_to_pb(&rpc), &option)).await.map_err(rpc_error)?;
+        rc::append_resp_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self.client.vote(request(rc::vote_req_to_pb(&rpc, false), &option)).await.map_err(rpc_error)?;
+        rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self.client.vote(request(rc::vote_req_to_pb(&rpc, true), &option)).await.map_err(rpc_error)?;
+        rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let to_streaming = |e: RPCError<TypeConfig>| match e {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            RPCError::Timeout(t) => StreamingError::Timeout(t),
+            other => StreamingError::Network(NetworkError::new(&other)),
+        };
+        let chunks =
+            snapshot_stream::chunks(vote, snapshot).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let mut req = tonic::Request::new(chunks);
+        // A snapshot may take long; the per-chunk progress is the real liveness signal.
+        req.set_timeout(option.hard_ttl().max(std::time::Duration::from_secs(600)));
+        let mut client = self.client.clone();
+        let send = async move { client.install_snapshot(req).await };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            resp = send => {
+                let resp = resp.map_err(|s| to_streaming(rpc_error(s)))?;
+                rc::snapshot_resp_from_pb(resp.get_ref()).map_err(|e| to_streaming(decode_error(e)))
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp =
+            self.client.transfer_leader(request(rc::transfer_req_to_pb(&req), &option)).await.map_err(rpc_error)?;
+        rc::transfer_resp_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PeerClient({})", self.target)
+    }
+}

@@ -1,0 +1,241 @@
+//! `FlareNode`: one Raft member with its storage, and the operations the
+//! services need: propose, linearizable and local reads, status.
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+
+use flaredb_proto::raft as pb;
+use openraft::{
+    async_runtime::WatchReceiver,
+    errors::{ClientWriteError, RaftError},
+    BasicNode, ReadPolicy, ServerState, SnapshotPolicy,
+};
+use rocksdb::DB;
+
+use crate::{
+    data_dir::DataDir,
+    error::{NodeError, OpenError},
+    namespace::{Mode, NamespaceInfo, NamespaceRejection},
+    network::Network,
+    read::{self, ScanPage},
+    storage::{db, LogStore, SmShared, SnapshotDir, StateMachine},
+    types::{FlareRequest, FlareResponse, NodeId, Raft},
+};
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    /// The address peers and clients reach this node at.
+    pub addr: String,
+    pub data_dir: PathBuf,
+    /// Members to bootstrap with when the data dir is new.
+    pub initial_cluster: BTreeMap<NodeId, String>,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_logs_since_last: u64,
+    pub max_logs_to_keep: u64,
+}
+
+/// A node's view of the cluster, for `Admin/Status`.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub addr: String,
+    pub state: ServerState,
+    pub leader: Option<(NodeId, String)>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    /// (id, addr, voter)
+    pub members: Vec<(NodeId, String, bool)>,
+}
+
+pub struct FlareNode {
+    id: NodeId,
+    addr: String,
+    raft: Raft,
+    db: Arc<DB>,
+    shared: Arc<SmShared>,
+    snapshots: SnapshotDir,
+    _data_dir: DataDir,
+}
+
+/// A stable id for the cluster formed from `members`: every node started with
+/// the same `--initial-cluster` computes the same one.
+fn cluster_id(members: &BTreeMap<NodeId, String>) -> u64 {
+    // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for (id, addr) in members {
+        for b in format!("{id}={addr};").bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    h.max(1)
+}
+
+impl FlareNode {
+    /// Opens the data dir and storage, starts Raft, and bootstraps the
+    /// initial cluster when the data dir is new and this node is its lowest id.
+    pub async fn open(cfg: NodeConfig) -> Result<Arc<Self>, OpenError> {
+        let mut data_dir = DataDir::open(&cfg.data_dir, cfg.id)?;
+        let db = db::open(&data_dir.db_path())?;
+        let snapshots = SnapshotDir::new(data_dir.snapshot_dir())?;
+        let sm = StateMachine::open(db.clone(), snapshots.clone()).await?;
+        let shared = sm.shared();
+        let raft_config = openraft::Config {
+            cluster_name: "flaredb".into(),
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_timeout_ms,
+            election_timeout_max: cfg.election_timeout_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs_since_last),
+            max_in_snapshot_log_to_keep: cfg.max_logs_to_keep,
+            max_payload_entries: 64,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let raft = Raft::new(cfg.id, Arc::new(raft_config), Network::default(), LogStore::new(db.clone()), sm)
+            .await
+            .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let initialized = raft.is_initialized().await.map_err(|e| OpenError::Raft(e.to_string()))?;
+        if !initialized {
+            data_dir.set_cluster_id(cluster_id(&cfg.initial_cluster))?;
+            if cfg.initial_cluster.keys().next() == Some(&cfg.id) {
+                let members: BTreeMap<NodeId, BasicNode> =
+                    cfg.initial_cluster.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+                tracing::info!(members = ?cfg.initial_cluster, "initializing a new cluster");
+                if let Err(e) = raft.initialize(members).await {
+                    // Another node may have initialized first; anything else is fatal.
+                    if matches!(e, RaftError::Fatal(_)) {
+                        return Err(OpenError::Raft(e.to_string()));
+                    }
+                    tracing::info!(error = %e, "cluster already initialized");
+                }
+            }
+        }
+        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, _data_dir: data_dir }))
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn snapshots(&self) -> &SnapshotDir {
+        &self.snapshots
+    }
+
+    /// The leader this node knows of, with its address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())?;
+        Some((id, addr))
+    }
+
+    fn not_leader(&self, leader_id: Option<NodeId>, node: Option<BasicNode>) -> NodeError {
+        let leader = match (leader_id, node) {
+            (Some(id), Some(n)) => Some((id, n.addr)),
+            _ => self.leader(),
+        };
+        NodeError::NotLeader { leader }
+    }
+
+    /// Replicates `cmd` and returns what applying it answered, with its log index.
+    pub async fn propose(&self, cmd: pb::Command) -> Result<(FlareResponse, u64), NodeError> {
+        match self.raft.client_write(FlareRequest(cmd)).await {
+            Ok(resp) => Ok((resp.data, resp.log_id.index)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(self.not_leader(f.leader_id, f.leader_node))
+            }
+            Err(RaftError::APIError(e)) => Err(NodeError::Unavailable(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(NodeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// Waits until a read of the local state machine is linearizable
+    /// (ReadIndex: leadership confirmed by a quorum, then applied up to it).
+    pub async fn linearize(&self) -> Result<(), NodeError> {
+        use openraft::errors::LinearizableReadError as E;
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(E::ForwardToLeader(f))) => Err(self.not_leader(f.leader_id, f.leader_node)),
+            Err(RaftError::APIError(E::QuorumNotEnough(e))) => Err(NodeError::Unavailable(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(NodeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// The namespace a read of `mode` targets, as registered locally.
+    pub fn namespace_for_read(&self, name: &str, mode: Mode) -> Result<NamespaceInfo, NamespaceRejection> {
+        self.shared.registry().check(name, mode).cloned()
+    }
+
+    pub fn namespaces(&self) -> Vec<NamespaceInfo> {
+        self.shared.registry().list().cloned().collect()
+    }
+
+    /// A strong key's (version, value), from the local state machine.
+    pub fn cas_get(&self, ns: &NamespaceInfo, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, NodeError> {
+        read::cas_get(&self.db, ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
+    }
+
+    pub fn raw_get(&self, ns: &NamespaceInfo, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
+        read::raw_get(&self.db, ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
+    }
+
+    /// One page of `[start, end)` in `ns` from the local state machine.
+    pub async fn scan(
+        &self,
+        ns: &NamespaceInfo,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+    ) -> Result<ScanPage, NodeError> {
+        let (db, id, mode) = (self.db.clone(), ns.id, ns.mode);
+        db::blocking(move || read::scan(&db, mode, id, &start, &end, limit))
+            .await
+            .map_err(|e| NodeError::Fatal(e.to_string()))
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership.nodes().map(|(id, n)| (*id, n.addr.clone(), voters.contains(id))).collect();
+        let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())));
+        NodeStatus {
+            id: self.id,
+            addr: self.addr.clone(),
+            state: m.state,
+            leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |id| id.index),
+            members,
+        }
+    }
+
+    /// Waits until some node is leader, or `timeout` passes.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<NodeId> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}

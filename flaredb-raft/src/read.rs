@@ -1,0 +1,70 @@
+//! Reads of the local state machine. Callers decide consistency: a strong
+//! read linearizes first (`FlareNode::linearize`), a raw read does not.
+
+use rocksdb::{Direction, IteratorMode, ReadOptions, DB};
+
+use crate::{
+    error::StoreError,
+    keys::{self, NamespaceId},
+    namespace::Mode,
+    storage::db::{cf, CF_CAS, CF_RAW},
+};
+
+/// One entry of a scan: key, version (0 for raw keys), value.
+pub type ScanEntry = (Vec<u8>, u64, Vec<u8>);
+
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    pub entries: Vec<ScanEntry>,
+    /// Where the next page starts, when there is more.
+    pub next_key: Option<Vec<u8>>,
+}
+
+pub fn cas_get(db: &DB, ns: NamespaceId, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    let Some(raw) = db.get_pinned_cf(cf(db, CF_CAS)?, keys::encode(ns, key))? else { return Ok(None) };
+    let (version, value) = keys::decode_versioned(&raw).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
+    Ok(Some((version, value.to_vec())))
+}
+
+pub fn raw_get(db: &DB, ns: NamespaceId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(db.get_cf(cf(db, CF_RAW)?, keys::encode(ns, key))?)
+}
+
+/// Up to `limit` entries of `[start, end)` in namespace `ns` (empty `end` = to its end).
+pub fn scan(
+    db: &DB,
+    mode: Mode,
+    ns: NamespaceId,
+    start: &[u8],
+    end: &[u8],
+    limit: usize,
+) -> Result<ScanPage, StoreError> {
+    let name = match mode {
+        Mode::Strong => CF_CAS,
+        Mode::Eventual => CF_RAW,
+    };
+    let mut opts = ReadOptions::default();
+    if let Some(upper) = keys::range_end(ns, end) {
+        opts.set_iterate_upper_bound(upper);
+    }
+    let from = keys::encode(ns, start);
+    let mut page = ScanPage::default();
+    for item in db.iterator_cf_opt(cf(db, name)?, opts, IteratorMode::From(&from, Direction::Forward)) {
+        let (k, v) = item?;
+        let (_, user_key) = keys::decode(&k).ok_or_else(|| StoreError::corrupt("key", "short"))?;
+        if page.entries.len() == limit {
+            page.next_key = Some(user_key.to_vec());
+            break;
+        }
+        let (version, value) = match mode {
+            Mode::Strong => {
+                let (ver, val) =
+                    keys::decode_versioned(&v).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
+                (ver, val.to_vec())
+            }
+            Mode::Eventual => (0, v.to_vec()),
+        };
+        page.entries.push((user_key.to_vec(), version, value));
+    }
+    Ok(page)
+}

@@ -1,0 +1,87 @@
+//! The one RocksDB instance a node owns: Raft log, Raft metadata and state
+//! machine in column families, sharing one WAL so a synced write also makes
+//! every earlier write durable (vote and log are never reordered).
+
+use std::{path::Path, sync::Arc};
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+use crate::error::StoreError;
+
+/// Log entries: index (big-endian u64) → encoded `raft.v1.Entry`.
+pub const CF_LOG: &str = "raft_log";
+/// Raft metadata: vote, committed, last purged, format version.
+pub const CF_RAFT_META: &str = "raft_meta";
+/// Strong keys: namespace id ++ key → version ++ value.
+pub const CF_CAS: &str = "cas";
+/// Eventual keys: namespace id ++ key → value.
+pub const CF_RAW: &str = "raw";
+/// State-machine metadata: last applied, membership, namespace registry.
+pub const CF_SM_META: &str = "sm_meta";
+
+const ALL_CFS: [&str; 5] = [CF_LOG, CF_RAFT_META, CF_CAS, CF_RAW, CF_SM_META];
+
+/// On-disk format of this build; stored at creation, checked at every open.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_KEY: &[u8] = b"format_version";
+
+/// Opens or creates the DB, refusing one written in another format.
+pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.increase_parallelism(2);
+    let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+    let meta = cf(&db, CF_RAFT_META)?;
+    match db.get_cf(meta, FORMAT_KEY)? {
+        Some(raw) => {
+            let found = u32::from_be_bytes(
+                raw.as_slice().try_into().map_err(|_| StoreError::corrupt("format version", "wrong length"))?,
+            );
+            if found != FORMAT_VERSION {
+                return Err(StoreError::Format { found, supported: FORMAT_VERSION });
+            }
+        }
+        None => {
+            let mut b = WriteBatch::default();
+            b.put_cf(meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes());
+            db.write_opt(b, &sync_opts())?;
+        }
+    }
+    Ok(Arc::new(db))
+}
+
+/// A column family that `open` guarantees to exist.
+pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreError> {
+    db.cf_handle(name).ok_or_else(|| StoreError::corrupt("column family", format!("{name} is missing")))
+}
+
+/// Write options that fsync the WAL before returning.
+pub fn sync_opts() -> WriteOptions {
+    let mut o = WriteOptions::default();
+    o.set_sync(true);
+    o
+}
+
+/// Runs blocking RocksDB work off the async runtime's worker threads.
+pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Join(e.to_string()))?
+}
+
+impl From<StoreError> for std::io::Error {
+    fn from(e: StoreError) -> Self {
+        std::io::Error::other(e)
+    }
+}
+
+impl From<crate::codec::CodecError> for StoreError {
+    fn from(e: crate::codec::CodecError) -> Self {
+        StoreError::Corrupt { what: e.what, detail: e.detail }
+    }
+}

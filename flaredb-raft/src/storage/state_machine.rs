@@ -1,0 +1,170 @@
+//! openraft state machine on the `cas`, `raw` and `sm_meta` column families.
+//!
+//! Apply writes one `WriteBatch` per batch of entries holding the data
+//! changes, `last_applied` and membership, so a batch is applied entirely or
+//! not at all and never twice. The batch is not fsynced: the log it came from
+//! is, and both share one WAL, so the next synced write (an append, a vote, a
+//! purge) makes it durable; a crash before that replays it from the log.
+
+use std::{
+    io,
+    sync::{Arc, RwLock},
+};
+
+use futures::{Stream, TryStreamExt};
+use openraft::{
+    entry::EntryPayload,
+    storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot},
+    OptionalSend,
+};
+use rocksdb::DB;
+
+use super::{
+    apply::ApplyBatch,
+    db::blocking,
+    sm_meta,
+    snapshot::{SnapshotDir, SnapshotFile},
+};
+use crate::{
+    error::StoreError,
+    namespace::Registry,
+    types::{FlareResponse, LogId, SnapshotMeta, StoredMembership, TypeConfig},
+};
+
+/// State the services read without going through Raft.
+#[derive(Debug)]
+pub struct SmShared {
+    pub registry: RwLock<Registry>,
+}
+
+impl SmShared {
+    pub fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_registry(&self, r: Registry) {
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = r;
+    }
+}
+
+pub struct StateMachine {
+    db: Arc<DB>,
+    snapshots: SnapshotDir,
+    shared: Arc<SmShared>,
+}
+
+impl StateMachine {
+    /// Opens the state machine, finishing an install a crash interrupted.
+    pub async fn open(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StoreError> {
+        let (d, s) = (db.clone(), snapshots.clone());
+        let registry = blocking(move || {
+            s.recover(&d)?;
+            sm_meta::load_registry(&d)
+        })
+        .await?;
+        Ok(Self { db, snapshots, shared: Arc::new(SmShared { registry: RwLock::new(registry) }) })
+    }
+
+    pub fn shared(&self) -> Arc<SmShared> {
+        self.shared.clone()
+    }
+}
+
+type Responder = openraft::storage::ApplyResponder<TypeConfig>;
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let db = self.db.clone();
+        Ok(blocking(move || Ok((sm_meta::read_last_applied(&db)?, sm_meta::read_membership(&db)?))).await?)
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut batch = Vec::new();
+        while let Some(item) = entries.try_next().await? {
+            batch.push(item);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let db = self.db.clone();
+        let registry = self.shared.registry().clone();
+        let (registry, answers) = blocking(move || {
+            let mut ab = ApplyBatch::new(&db, registry);
+            let mut answers: Vec<(FlareResponse, Option<Responder>)> = Vec::with_capacity(batch.len());
+            let mut last = None;
+            for (entry, responder) in batch {
+                let resp = match &entry.payload {
+                    EntryPayload::Blank => FlareResponse::None,
+                    EntryPayload::Normal(req) => ab.command(entry.log_id.index, &req.0)?,
+                    EntryPayload::Membership(m) => {
+                        let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                        sm_meta::put_membership(&db, &mut ab.batch, &stored)?;
+                        FlareResponse::None
+                    }
+                };
+                last = Some(entry.log_id);
+                answers.push((resp, responder));
+            }
+            if let Some(last) = last {
+                sm_meta::put_last_applied(&db, &mut ab.batch, &last)?;
+            }
+            db.write(ab.batch)?;
+            Ok((ab.registry, answers))
+        })
+        .await?;
+        self.shared.set_registry(registry);
+        for (resp, responder) in answers {
+            if let Some(r) = responder {
+                r.send(resp);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { db: self.db.clone(), snapshots: self.snapshots.clone() }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
+        let (db, dir, meta) = (self.db.clone(), self.snapshots.clone(), meta.clone());
+        let registry = blocking(move || {
+            dir.install(&db, &meta, &snapshot.path)?;
+            sm_meta::load_registry(&db)
+        })
+        .await?;
+        self.shared.set_registry(registry);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
+        let dir = self.snapshots.clone();
+        let found = blocking(move || dir.current()).await?;
+        match found {
+            Some((meta, path)) => Ok(Some(Snapshot { meta, snapshot: SnapshotFile::open(path)? })),
+            None => Ok(None),
+        }
+    }
+}
+
+pub struct SnapshotBuilder {
+    db: Arc<DB>,
+    snapshots: SnapshotDir,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
+        let (db, dir) = (self.db.clone(), self.snapshots.clone());
+        let (meta, path) = blocking(move || dir.build(&db)).await?;
+        Ok(Snapshot { meta, snapshot: SnapshotFile::open(path)? })
+    }
+}

@@ -1,0 +1,72 @@
+//! openraft type configuration for FlareDB.
+
+use std::fmt;
+
+use flaredb_proto::raft as pb;
+
+use crate::namespace::{NamespaceInfo, NamespaceRejection};
+
+/// The application data of a log entry: one state-machine command, kept in
+/// its wire form so the log stores exactly what was proposed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlareRequest(pub pb::Command);
+
+impl fmt::Display for FlareRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use pb::command::Cmd;
+        match &self.0.cmd {
+            Some(Cmd::CasPut(c)) => write!(f, "cas_put(key_len={}, expect={})", c.key.len(), c.expected_version),
+            Some(Cmd::CasDelete(c)) => write!(f, "cas_delete(key_len={}, expect={})", c.key.len(), c.expected_version),
+            Some(Cmd::RawPut(c)) => write!(f, "raw_put(key_len={})", c.key.len()),
+            Some(Cmd::RawDelete(c)) => write!(f, "raw_delete(key_len={})", c.key.len()),
+            Some(Cmd::CreateNamespace(c)) => write!(f, "create_namespace({})", c.name),
+            None => write!(f, "empty"),
+        }
+    }
+}
+
+/// What applying one entry answered. Rejections are normal outcomes: every
+/// replica computes the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlareResponse {
+    /// Blank and membership entries.
+    None,
+    Cas {
+        success: bool,
+        current_version: u64,
+        new_version: u64,
+    },
+    CasDelete {
+        success: bool,
+        current_version: u64,
+    },
+    RawPut,
+    RawDelete {
+        existed: bool,
+    },
+    Namespace {
+        info: NamespaceInfo,
+        created: bool,
+    },
+    Rejected(NamespaceRejection),
+}
+
+openraft::declare_raft_types!(
+    /// FlareDB's Raft types: u64 node ids, nodes carry their gRPC address.
+    pub TypeConfig:
+        D = FlareRequest,
+        R = FlareResponse,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+pub type NodeId = u64;
+pub type Node = openraft::BasicNode;
+pub type Raft = openraft::Raft<TypeConfig, crate::storage::StateMachine>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type Membership = openraft::Membership<NodeId, Node>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type LeaderId = openraft::alias::LeaderIdOf<TypeConfig>;

@@ -1,0 +1,75 @@
+//! Forwarding to the leader: a follower sends writes and strong reads on to
+//! the leader over a cached channel, marking them so they hop only once, and
+//! tells the caller where the leader is.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use flaredb_proto::leader_hint::{LeaderHint, FORWARDED_KEY};
+use tonic::{
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+    Request, Response, Status,
+};
+
+#[derive(Clone, Default)]
+pub struct Forwarder {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+/// Whether `req` was already forwarded once (then it is served or refused here).
+pub fn is_forwarded<T>(req: &Request<T>) -> bool {
+    req.metadata().contains_key(FORWARDED_KEY)
+}
+
+impl Forwarder {
+    pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(addr) {
+            return Ok(c.clone());
+        }
+        let ep = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|_| Status::unavailable(format!("leader address {addr:?} is not usable")))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true);
+        let c = ep.connect_lazy();
+        map.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Sends `msg` to `leader` with `call`, and returns its answer with the
+    /// leader hint attached so the client goes there directly next time.
+    pub async fn call<M, R, F, Fut>(
+        &self,
+        leader: (u64, String),
+        msg: M,
+        timeout: Duration,
+        call: F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: FnOnce(Channel, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let hint = LeaderHint { id: leader.0, addr: leader.1 };
+        let mut req = Request::new(msg);
+        req.metadata_mut().insert(FORWARDED_KEY, MetadataValue::from_static("1"));
+        req.set_timeout(timeout);
+        let channel = self.channel(&hint.addr)?;
+        match call(channel, req).await {
+            Ok(mut resp) => {
+                hint.insert_into(resp.metadata_mut());
+                Ok(resp)
+            }
+            Err(mut s) => {
+                if LeaderHint::from_metadata(s.metadata()).is_none() {
+                    hint.insert_into(s.metadata_mut());
+                }
+                Err(s)
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The FlareDB server: configuration, gRPC services and their assembly.
+//! Storage and Raft live in `flaredb-raft`; this crate is the edge where
+//! requests are validated and errors become gRPC statuses.
+
+pub mod config;
+pub mod forward;
+pub mod server;
+pub mod service;
+pub mod status;
+pub mod validate;

@@ -1,0 +1,127 @@
+//! `flaredb.v1.KvCas`: linearizable, versioned operations.
+
+use std::sync::Arc;
+
+use flaredb_proto::{
+    raft as pb,
+    v1::{kv_cas_client::KvCasClient, kv_cas_server::KvCas, *},
+};
+use flaredb_raft::{namespace::Mode, FlareResponse};
+use tonic::{Request, Response, Status};
+
+use super::ctx::{fatal, unexpected, Ctx};
+use crate::validate;
+
+pub struct KvCasService {
+    pub ctx: Arc<Ctx>,
+}
+
+#[tonic::async_trait]
+impl KvCas for KvCasService {
+    async fn compare_and_swap(&self, req: Request<CasRequest>) -> Result<Response<CasResponse>, Status> {
+        let ctx = &self.ctx;
+        let r = req.get_ref();
+        validate::key(&ctx.limits, &r.key)?;
+        validate::value(&ctx.limits, &r.value)?;
+        validate::namespace(&r.namespace)?;
+        ctx.precheck(&r.namespace, Mode::Strong)?;
+        if let Some(leader) = ctx.forward_target(&req) {
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
+                .await;
+        }
+        let r = req.into_inner();
+        let cmd = pb::command::Cmd::CasPut(pb::CasPut {
+            target: ctx.target(&r.namespace),
+            key: r.key,
+            value: r.value,
+            expected_version: r.expected_version,
+        });
+        match ctx.propose(cmd).await? {
+            FlareResponse::Cas { success, current_version, new_version } => {
+                Ok(Response::new(CasResponse { success, current_version, new_version }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let ctx = &self.ctx;
+        validate::key(&ctx.limits, &req.get_ref().key)?;
+        validate::namespace(&req.get_ref().namespace)?;
+        if let Some(leader) = ctx.forward_target(&req) {
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).get(q).await })
+                .await;
+        }
+        let r = req.into_inner();
+        ctx.linearize().await?;
+        let Some(ns) = ctx.read_namespace(&r.namespace, Mode::Strong)? else {
+            return Ok(Response::new(GetResponse::default()));
+        };
+        Ok(Response::new(match ctx.node.cas_get(&ns, &r.key).map_err(fatal)? {
+            Some((version, value)) => GetResponse { found: true, value: value.into(), version },
+            None => GetResponse::default(),
+        }))
+    }
+
+    async fn scan(&self, req: Request<ScanRequest>) -> Result<Response<ScanResponse>, Status> {
+        let ctx = &self.ctx;
+        let r = req.get_ref();
+        let limit = validate::scan(&ctx.limits, &r.start_key, &r.end_key, r.limit)?;
+        validate::namespace(&r.namespace)?;
+        if let Some(leader) = ctx.forward_target(&req) {
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).scan(q).await })
+                .await;
+        }
+        let r = req.into_inner();
+        ctx.linearize().await?;
+        let Some(ns) = ctx.read_namespace(&r.namespace, Mode::Strong)? else {
+            return Ok(Response::new(ScanResponse::default()));
+        };
+        let page = ctx.node.scan(&ns, r.start_key.to_vec(), r.end_key.to_vec(), limit).await.map_err(fatal)?;
+        Ok(Response::new(ScanResponse {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|(key, version, value)| VersionedKv { key: key.into(), value: value.into(), version })
+                .collect(),
+            has_more: page.next_key.is_some(),
+            next_key: page.next_key.unwrap_or_default().into(),
+        }))
+    }
+
+    async fn compare_and_delete(&self, req: Request<CasDeleteRequest>) -> Result<Response<CasDeleteResponse>, Status> {
+        let ctx = &self.ctx;
+        let r = req.get_ref();
+        validate::key(&ctx.limits, &r.key)?;
+        validate::namespace(&r.namespace)?;
+        ctx.precheck(&r.namespace, Mode::Strong)?;
+        if let Some(leader) = ctx.forward_target(&req) {
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
+                .await;
+        }
+        let r = req.into_inner();
+        let cmd = pb::command::Cmd::CasDelete(pb::CasDelete {
+            target: ctx.target(&r.namespace),
+            key: r.key,
+            expected_version: r.expected_version,
+        });
+        match ctx.propose(cmd).await? {
+            FlareResponse::CasDelete { success, current_version } => {
+                Ok(Response::new(CasDeleteResponse { success, current_version }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+}

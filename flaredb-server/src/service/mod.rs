@@ -1,0 +1,7 @@
+//! The gRPC services: thin handlers that validate, call the node, map.
+
+pub mod admin;
+pub mod ctx;
+pub mod kv_cas;
+pub mod kv_raw;
+pub mod raft;

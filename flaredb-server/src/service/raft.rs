@@ -1,0 +1,104 @@
+//! `flaredb.raft.v1.Raft`: the peer-only transport, on the same port as the
+//! public API. Decodes, hands to openraft, encodes; malformed input is
+//! INVALID_ARGUMENT, never a panic.
+
+use std::sync::Arc;
+
+use flaredb_proto::raft::{self as pb, raft_server::Raft as RaftRpc};
+use flaredb_raft::{
+    codec::{self, CodecError},
+    node::FlareNode,
+    rpc_codec as rc,
+    storage::{snapshot_file::SnapshotReader, SnapshotFile},
+};
+use futures::StreamExt;
+use openraft::Snapshot;
+use tokio::io::AsyncWriteExt;
+use tonic::{Request, Response, Status, Streaming};
+
+pub struct RaftService {
+    pub node: Arc<FlareNode>,
+}
+
+fn bad(e: CodecError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn raft_err(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("raft: {e}"))
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn append_entries(
+        &self,
+        req: Request<pb::AppendEntriesRequest>,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let rpc = rc::append_req_from_pb(req.get_ref()).map_err(bad)?;
+        let resp = self.node.raft().append_entries(rpc).await.map_err(raft_err)?;
+        Ok(Response::new(rc::append_resp_to_pb(&resp)))
+    }
+
+    async fn vote(&self, req: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
+        let rpc = rc::vote_req_from_pb(req.get_ref()).map_err(bad)?;
+        let raft = self.node.raft();
+        let resp = if req.get_ref().pre_vote { raft.pre_vote(rpc).await } else { raft.vote(rpc).await };
+        Ok(Response::new(rc::vote_resp_to_pb(&resp.map_err(raft_err)?)))
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let vote = codec::req_vote_from_pb(&first.vote, "snapshot").map_err(bad)?;
+        let meta = first.meta.as_ref().ok_or_else(|| Status::invalid_argument("first snapshot chunk has no meta"))?;
+        let meta = codec::snapshot_meta_from_pb(meta).map_err(bad)?;
+        let path = self.node.snapshots().receive_path();
+        let received = receive(&path, first.data, &mut stream).await;
+        let verified = match received {
+            Ok(()) => {
+                let p = path.clone();
+                tokio::task::spawn_blocking(move || SnapshotReader::verify(&p))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))
+                    .and_then(|r| r.map_err(|e| Status::data_loss(format!("received snapshot is invalid: {e}"))))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = verified {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e);
+        }
+        let file = SnapshotFile::open(path).map_err(|e| Status::internal(e.to_string()))?;
+        let resp =
+            self.node.raft().install_full_snapshot(vote, Snapshot { meta, snapshot: file }).await.map_err(raft_err)?;
+        Ok(Response::new(pb::SnapshotResponse { vote: Some(codec::vote_to_pb(&resp.vote)) }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let rpc = rc::transfer_req_from_pb(req.get_ref()).map_err(bad)?;
+        let resp = self.node.raft().handle_transfer_leader(rpc).await.map_err(raft_err)?;
+        Ok(Response::new(rc::transfer_resp_to_pb(&resp)))
+    }
+}
+
+/// Writes the streamed chunks to `path` and fsyncs it.
+async fn receive(
+    path: &std::path::Path,
+    first: bytes::Bytes,
+    stream: &mut Streaming<pb::SnapshotChunk>,
+) -> Result<(), Status> {
+    let io = |e: std::io::Error| Status::internal(format!("writing snapshot {}: {e}", path.display()));
+    let mut f = tokio::fs::File::create(path).await.map_err(io)?;
+    f.write_all(&first).await.map_err(io)?;
+    while let Some(chunk) = stream.next().await {
+        f.write_all(&chunk?.data).await.map_err(io)?;
+    }
+    f.sync_all().await.map_err(io)?;
+    Ok(())
+}

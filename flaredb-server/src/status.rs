@@ -1,0 +1,62 @@
+//! The one place where FlareDB errors become gRPC statuses. Every status
+//! carries a message a person can act on; NotLeader carries the leader hint.
+
+use flaredb_proto::leader_hint::LeaderHint;
+use flaredb_raft::{namespace::NamespaceRejection, NodeError};
+use tonic::{Code, Status};
+
+pub fn rejection(r: NamespaceRejection) -> Status {
+    match r {
+        NamespaceRejection::NotFound(name) => Status::not_found(format!(
+            "namespace {name:?} does not exist and this server does not create namespaces on first write; \
+             create it with Admin/CreateNamespace"
+        )),
+        NamespaceRejection::WrongMode { name, mode } => {
+            let api = match mode {
+                flaredb_raft::namespace::Mode::Strong => "KvCas",
+                flaredb_raft::namespace::Mode::Eventual => "KvRaw",
+            };
+            Status::failed_precondition(format!("namespace {name:?} is {mode}; use the {api} service for it"))
+        }
+        NamespaceRejection::Invalid(why) => Status::invalid_argument(why),
+    }
+}
+
+pub fn node_error(e: NodeError) -> Status {
+    match e {
+        NodeError::NotLeader { leader: Some((id, addr)) } => {
+            let mut s = Status::new(Code::Unavailable, format!("not the leader; the leader is node {id} at {addr}"));
+            LeaderHint { id, addr }.insert_into(s.metadata_mut());
+            s
+        }
+        NodeError::NotLeader { leader: None } => {
+            Status::unavailable("no leader is known right now (election in progress or no quorum); retry shortly")
+        }
+        NodeError::Unavailable(why) => Status::unavailable(why),
+        NodeError::Rejected(r) => rejection(r),
+        NodeError::Invalid(why) => Status::invalid_argument(why),
+        NodeError::Fatal(why) => Status::internal(format!("node failure: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_leader_carries_the_hint() {
+        let s = node_error(NodeError::NotLeader { leader: Some((2, "127.0.0.1:9".into())) });
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(LeaderHint::from_metadata(s.metadata()), Some(LeaderHint { id: 2, addr: "127.0.0.1:9".into() }));
+    }
+
+    #[test]
+    fn rejections_map_to_their_codes() {
+        assert_eq!(rejection(NamespaceRejection::NotFound("a".into())).code(), Code::NotFound);
+        let wrong = NamespaceRejection::WrongMode { name: "a".into(), mode: flaredb_raft::namespace::Mode::Eventual };
+        let s = rejection(wrong);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert!(s.message().contains("EVENTUAL") && s.message().contains("KvRaw"), "{}", s.message());
+        assert_eq!(rejection(NamespaceRejection::Invalid("x".into())).code(), Code::InvalidArgument);
+    }
+}

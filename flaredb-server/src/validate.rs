@@ -1,0 +1,84 @@
+//! Request validation against the configured limits, before anything is
+//! proposed: a refused request changes nothing.
+
+use flaredb_raft::namespace::validate_name;
+use tonic::Status;
+
+use crate::config::Limits;
+
+pub fn key(limits: &Limits, key: &[u8]) -> Result<(), Status> {
+    if key.is_empty() {
+        return Err(Status::invalid_argument("key must not be empty (keys are 1 byte to the key limit)"));
+    }
+    if key.len() > limits.max_key_bytes {
+        return Err(Status::invalid_argument(format!(
+            "key is {} bytes; the limit is {} bytes",
+            key.len(),
+            limits.max_key_bytes
+        )));
+    }
+    Ok(())
+}
+
+pub fn value(limits: &Limits, value: &[u8]) -> Result<(), Status> {
+    if value.len() > limits.max_value_bytes {
+        return Err(Status::invalid_argument(format!(
+            "value is {} bytes; the limit is {} bytes",
+            value.len(),
+            limits.max_value_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// `""` (the default namespace) or a valid name.
+pub fn namespace(name: &str) -> Result<(), Status> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    validate_name(name).map_err(Status::invalid_argument)
+}
+
+/// Checks a range and returns the effective page size.
+pub fn scan(limits: &Limits, start: &[u8], end: &[u8], limit: u32) -> Result<usize, Status> {
+    if start.len() > limits.max_key_bytes || end.len() > limits.max_key_bytes {
+        return Err(Status::invalid_argument(format!("scan bounds are limited to {} bytes", limits.max_key_bytes)));
+    }
+    if !end.is_empty() && end < start {
+        return Err(Status::invalid_argument("end_key is before start_key; the range is [start_key, end_key)"));
+    }
+    let limit = if limit == 0 { limits.default_scan_limit } else { limit };
+    Ok(limit.min(limits.max_scan_limit) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_respect_limits() {
+        let l = Limits::default();
+        assert!(key(&l, b"").is_err());
+        assert!(key(&l, &[0; 4096]).is_ok());
+        let e = key(&l, &[0; 4097]).unwrap_err();
+        assert!(e.message().contains("4096"), "{}", e.message());
+        assert!(value(&l, &[0; 1 << 20]).is_ok());
+        assert!(value(&l, &[0; (1 << 20) + 1]).is_err());
+    }
+
+    #[test]
+    fn scan_limits_default_and_cap() {
+        let l = Limits::default();
+        assert_eq!(scan(&l, b"a", b"", 0).unwrap(), 1000);
+        assert_eq!(scan(&l, b"a", b"b", 5).unwrap(), 5);
+        assert_eq!(scan(&l, b"a", b"b", u32::MAX).unwrap(), l.max_scan_limit as usize);
+        assert!(scan(&l, b"b", b"a", 0).is_err());
+    }
+
+    #[test]
+    fn namespaces() {
+        assert!(namespace("").is_ok());
+        assert!(namespace("svc-1").is_ok());
+        assert!(namespace("Bad!").is_err());
+    }
+}

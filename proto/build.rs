@@ -1,0 +1,19 @@
+//! Compiles the .proto files with protox (pure Rust, no system `protoc`) and
+//! writes the file-descriptor set that the server's reflection service serves.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &["proto/kvrpc.proto", "proto/admin.proto", "proto/raft.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for p in PROTOS {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("flaredb_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
+    Ok(())
+}

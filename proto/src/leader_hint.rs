@@ -1,0 +1,65 @@
+//! The leader hint: one gRPC metadata entry, written by the server and read by
+//! the client, so both agree on its name and format.
+//!
+//! A node that is not the leader attaches `x-flaredb-leader: <id>@<addr>` to
+//! responses it forwarded and to UNAVAILABLE errors when it knows the leader;
+//! the client then sends its next requests straight to that address.
+
+use tonic::metadata::{MetadataMap, MetadataValue};
+
+/// Metadata key carrying the current leader as `<id>@<addr>`.
+pub const LEADER_KEY: &str = "x-flaredb-leader";
+
+/// Marks a request that a follower forwarded, so it is never forwarded twice.
+pub const FORWARDED_KEY: &str = "x-flaredb-forwarded";
+
+/// The leader a node pointed to: its Raft node id and client-facing address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderHint {
+    pub id: u64,
+    pub addr: String,
+}
+
+impl LeaderHint {
+    /// Writes the hint into `md`; an address that is not valid metadata is skipped.
+    pub fn insert_into(&self, md: &mut MetadataMap) {
+        if let Ok(v) = MetadataValue::try_from(format!("{}@{}", self.id, self.addr)) {
+            md.insert(LEADER_KEY, v);
+        }
+    }
+
+    /// Reads the hint from `md`, if present and well formed.
+    pub fn from_metadata(md: &MetadataMap) -> Option<Self> {
+        let raw = md.get(LEADER_KEY)?.to_str().ok()?;
+        Self::parse(raw)
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        let (id, addr) = raw.split_once('@')?;
+        let id = id.parse().ok()?;
+        if addr.is_empty() {
+            return None;
+        }
+        Some(Self { id, addr: addr.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_metadata() {
+        let hint = LeaderHint { id: 3, addr: "127.0.0.1:2479".into() };
+        let mut md = MetadataMap::new();
+        hint.insert_into(&mut md);
+        assert_eq!(LeaderHint::from_metadata(&md), Some(hint));
+    }
+
+    #[test]
+    fn rejects_malformed_hints() {
+        for raw in ["", "3", "x@127.0.0.1:1", "3@"] {
+            assert_eq!(LeaderHint::parse(raw), None, "{raw:?}");
+        }
+    }
+}

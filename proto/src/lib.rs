@@ -1,0 +1,18 @@
+//! FlareDB wire protocol: the generated messages and services of the public
+//! API (`flaredb.v1`: KvCas, KvRaw, Admin) and of the internal Raft transport
+//! (`flaredb.raft.v1`), plus the descriptor set served by gRPC reflection.
+
+pub mod leader_hint;
+
+/// Public API, package `flaredb.v1`.
+pub mod v1 {
+    tonic::include_proto!("flaredb.v1");
+}
+
+/// Internal Raft transport and on-disk encodings, package `flaredb.raft.v1`.
+pub mod raft {
+    tonic::include_proto!("flaredb.raft.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every FlareDB .proto file, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flaredb_descriptor.bin"));
