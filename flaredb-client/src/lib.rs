@@ -1,1 +1,35 @@
+//! The Rust client for FlareDB.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), flaredb_client::ClientError> {
+//! use flaredb_client::RdbClient;
+//!
+//! let client = RdbClient::connect(["127.0.0.1:2479", "127.0.0.1:2480"])?;
+//! let lb = client.namespace("lb");
+//!
+//! // Create only if absent (expected version 0), then update with CAS.
+//! let put = lb.cas_put("backend/1", "10.0.0.1:80", 0).await?;
+//! assert!(put.success);
+//! let got = lb.cas_get("backend/1").await?.expect("just written");
+//! lb.cas_put("backend/1", "10.0.0.2:80", got.version).await?;
+//!
+//! for kv in lb.scan_prefix("backend/").await? {
+//!     println!("{:?} = {:?} @ {}", kv.key, kv.value, kv.version);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Calls go to the cached leader (learned from the `x-flaredb-leader` hint)
+//! and are retried with jittered backoff on UNAVAILABLE and leader changes,
+//! within [`ClientConfig::retry_budget`]. A compare-and-swap or
+//! compare-and-delete is retried only when the server says it was not
+//! applied; otherwise the call fails with [`ClientError::Indeterminate`].
 
+mod client;
+mod conn;
+mod error;
+pub mod prefix;
+
+pub use client::{CasOutcome, DeleteOutcome, NamespaceMode, Page, RdbClient, Versioned, VersionedKv};
+pub use conn::ClientConfig;
+pub use error::ClientError;

@@ -59,17 +59,10 @@ impl Forwarder {
         req.metadata_mut().insert(FORWARDED_KEY, MetadataValue::from_static("1"));
         req.set_timeout(timeout);
         let channel = self.channel(&hint.addr)?;
-        match call(channel, req).await {
-            Ok(mut resp) => {
-                hint.insert_into(resp.metadata_mut());
-                Ok(resp)
-            }
-            Err(mut s) => {
-                if LeaderHint::from_metadata(s.metadata()).is_none() {
-                    hint.insert_into(s.metadata_mut());
-                }
-                Err(s)
-            }
-        }
+        // Errors pass through untouched: whether a write may have applied is
+        // the leader's to say, not ours.
+        let mut resp = call(channel, req).await?;
+        hint.insert_into(resp.metadata_mut());
+        Ok(resp)
     }
 }

@@ -1,7 +1,7 @@
 //! The one place where FlareDB errors become gRPC statuses. Every status
 //! carries a message a person can act on; NotLeader carries the leader hint.
 
-use flaredb_proto::leader_hint::LeaderHint;
+use flaredb_proto::leader_hint::{mark_not_applied, LeaderHint};
 use flaredb_raft::{namespace::NamespaceRejection, NodeError};
 use tonic::{Code, Status};
 
@@ -27,10 +27,14 @@ pub fn node_error(e: NodeError) -> Status {
         NodeError::NotLeader { leader: Some((id, addr)) } => {
             let mut s = Status::new(Code::Unavailable, format!("not the leader; the leader is node {id} at {addr}"));
             LeaderHint { id, addr }.insert_into(s.metadata_mut());
+            mark_not_applied(s.metadata_mut());
             s
         }
         NodeError::NotLeader { leader: None } => {
-            Status::unavailable("no leader is known right now (election in progress or no quorum); retry shortly")
+            let mut s =
+                Status::unavailable("no leader is known right now (election in progress or no quorum); retry shortly");
+            mark_not_applied(s.metadata_mut());
+            s
         }
         NodeError::Unavailable(why) => Status::unavailable(why),
         NodeError::Rejected(r) => rejection(r),
@@ -48,6 +52,7 @@ mod tests {
         let s = node_error(NodeError::NotLeader { leader: Some((2, "127.0.0.1:9".into())) });
         assert_eq!(s.code(), Code::Unavailable);
         assert_eq!(LeaderHint::from_metadata(s.metadata()), Some(LeaderHint { id: 2, addr: "127.0.0.1:9".into() }));
+        assert!(flaredb_proto::leader_hint::is_not_applied(s.metadata()));
     }
 
     #[test]

@@ -13,6 +13,20 @@ pub const LEADER_KEY: &str = "x-flaredb-leader";
 /// Marks a request that a follower forwarded, so it is never forwarded twice.
 pub const FORWARDED_KEY: &str = "x-flaredb-forwarded";
 
+/// Set on an error when the request was certainly not applied (the node
+/// refused it before proposing), so even a compare-and-swap may be retried.
+pub const NOT_APPLIED_KEY: &str = "x-flaredb-not-applied";
+
+/// Marks `md` as belonging to a request that was not applied.
+pub fn mark_not_applied(md: &mut MetadataMap) {
+    md.insert(NOT_APPLIED_KEY, MetadataValue::from_static("1"));
+}
+
+/// Whether the error carrying `md` is known not to have applied its request.
+pub fn is_not_applied(md: &MetadataMap) -> bool {
+    md.contains_key(NOT_APPLIED_KEY)
+}
+
 /// The leader a node pointed to: its Raft node id and client-facing address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderHint {

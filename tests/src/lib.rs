@@ -1,1 +1,165 @@
+//! The cluster harness: real `flaredb-server` processes on loopback ports,
+//! each with its own temp data dir, that tests can kill, restart and query.
+//! Everything started here is killed and removed on drop.
 
+mod process;
+mod wait;
+
+pub use process::{server_bin, spawn_server, ServerProc};
+pub use wait::{wait_until, DEADLINE};
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use flaredb_client::{ClientConfig, RdbClient};
+use tempfile::TempDir;
+
+/// Tuning written to every node's config file.
+#[derive(Debug, Clone)]
+pub struct ClusterOpts {
+    pub snapshot_logs_since_last: u64,
+    pub max_logs_to_keep: u64,
+    pub extra_toml: String,
+}
+
+impl Default for ClusterOpts {
+    fn default() -> Self {
+        Self { snapshot_logs_since_last: 10_000, max_logs_to_keep: 1_000, extra_toml: String::new() }
+    }
+}
+
+pub struct Node {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub proc: Option<ServerProc>,
+}
+
+pub struct Cluster {
+    pub dir: TempDir,
+    pub nodes: BTreeMap<u64, Node>,
+    spec: String,
+    config: PathBuf,
+}
+
+/// A free loopback port (bound then released; the server binds it next).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Cluster {
+    pub async fn start(n: u64) -> Cluster {
+        Self::start_with(n, ClusterOpts::default()).await
+    }
+
+    /// Starts `n` nodes forming one cluster and waits until it has a leader.
+    pub async fn start_with(n: u64, opts: ClusterOpts) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "snapshot_logs_since_last = {}\nmax_logs_to_keep = {}\n{}",
+                opts.snapshot_logs_since_last, opts.max_logs_to_keep, opts.extra_toml
+            ),
+        )
+        .expect("write config");
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            let addr = format!("127.0.0.1:{}", free_port());
+            nodes.insert(id, Node { id, data_dir: dir.path().join(format!("n{id}")), addr, proc: None });
+        }
+        let spec = nodes.values().map(|n| format!("{}={}", n.id, n.addr)).collect::<Vec<_>>().join(",");
+        let mut c = Cluster { dir, nodes, spec, config };
+        for id in 1..=n {
+            c.start_node(id);
+        }
+        c.wait_leader().await;
+        c
+    }
+
+    pub fn start_node(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).expect("node id");
+        let args = vec![
+            "--id".to_string(),
+            id.to_string(),
+            "--listen".into(),
+            node.addr.clone(),
+            "--data-dir".into(),
+            node.data_dir.display().to_string(),
+            "--initial-cluster".into(),
+            self.spec.clone(),
+            "--config".into(),
+            self.config.display().to_string(),
+        ];
+        let log = self.dir.path().join(format!("n{id}.log"));
+        node.proc = Some(spawn_server(&args, &log));
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut p) = self.nodes.get_mut(&id).and_then(|n| n.proc.take()) {
+            p.kill();
+        }
+    }
+
+    pub fn restart(&mut self, id: u64) {
+        self.kill(id);
+        self.start_node(id);
+    }
+
+    pub fn addr(&self, id: u64) -> String {
+        self.nodes[&id].addr.clone()
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.values().map(|n| n.addr.clone()).collect()
+    }
+
+    /// A client over every node.
+    pub fn client(&self) -> RdbClient {
+        RdbClient::with_config(self.endpoints(), test_client_config()).expect("client")
+    }
+
+    /// A client that talks to node `id` only (for per-node reads). It still
+    /// follows leader hints for forwarded calls.
+    pub fn client_for(&self, id: u64) -> RdbClient {
+        RdbClient::with_config([self.addr(id)], test_client_config()).expect("client")
+    }
+
+    /// The id every running node agrees is leader.
+    pub async fn wait_leader(&self) -> u64 {
+        let running: Vec<u64> = self.nodes.values().filter(|n| n.proc.is_some()).map(|n| n.id).collect();
+        wait_until("a leader all running nodes agree on", DEADLINE, || async {
+            let mut leader = None;
+            for id in &running {
+                let s = self.client_for(*id).status().await.ok()?;
+                if s.leader_id == 0 || leader.is_some_and(|l| l != s.leader_id) {
+                    return None;
+                }
+                leader = Some(s.leader_id);
+            }
+            leader
+        })
+        .await
+    }
+
+    /// Waits until node `id` has applied at least `index`.
+    pub async fn wait_applied(&self, id: u64, index: u64) {
+        let client = self.client_for(id);
+        wait_until(&format!("node {id} applied {index}"), DEADLINE, || async {
+            let s = client.status().await.ok()?;
+            (s.applied_index >= index).then_some(())
+        })
+        .await
+    }
+}
+
+/// Short attempts so a test notices a dead node quickly.
+pub fn test_client_config() -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(3),
+        retry_budget: Duration::from_secs(20),
+        ..ClientConfig::default()
+    }
+}

@@ -1,0 +1,285 @@
+//! `RdbClient`: the typed API over KvCas, KvRaw and Admin.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flaredb_proto::v1::{
+    self as pb, admin_client::AdminClient, kv_cas_client::KvCasClient, kv_raw_client::KvRawClient,
+};
+use futures::{stream, Stream, TryStreamExt};
+
+use crate::{
+    conn::{ClientConfig, Conn, Retry},
+    prefix::prefix_end,
+    ClientError,
+};
+
+/// A value with the version (log index) that last wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: Bytes,
+    pub version: u64,
+}
+
+/// A key in a strong scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedKv {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub version: u64,
+}
+
+/// The answer of a compare-and-swap. A version mismatch is not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CasOutcome {
+    pub success: bool,
+    /// The version before the request (0 = absent).
+    pub current_version: u64,
+    /// The new version when `success`.
+    pub new_version: u64,
+}
+
+/// The answer of a compare-and-delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub success: bool,
+    pub current_version: u64,
+}
+
+/// One page of a scan; `next_key` resumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub entries: Vec<T>,
+    pub next_key: Option<Bytes>,
+}
+
+pub use pb::NamespaceMode;
+
+/// A FlareDB client bound to one namespace (`""` = default). Cheap to clone;
+/// clones share connections and the leader cache.
+#[derive(Clone)]
+pub struct RdbClient {
+    conn: Arc<Conn>,
+    namespace: String,
+}
+
+impl RdbClient {
+    /// A client for `endpoints` ("host:port"), with default timeouts and retries.
+    /// Connections are made on first use.
+    pub fn connect<I, S>(endpoints: I) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with_config(endpoints, ClientConfig::default())
+    }
+
+    pub fn with_config<I, S>(endpoints: I, config: ClientConfig) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let conn = Conn::new(endpoints.into_iter().map(Into::into).collect(), config)?;
+        Ok(Self { conn, namespace: String::new() })
+    }
+
+    /// The same client, operating on `namespace`.
+    pub fn namespace(&self, namespace: impl Into<String>) -> Self {
+        Self { conn: self.conn.clone(), namespace: namespace.into() }
+    }
+
+    /// The leader address this client last learned, if any.
+    pub fn cached_leader(&self) -> Option<String> {
+        self.conn.leader()
+    }
+
+    // ---- KvCas ----
+
+    /// Writes `value` if the key's version is `expected_version` (0 = absent).
+    /// Never retried once it may have applied: then [`ClientError::Indeterminate`].
+    pub async fn cas_put(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        expected_version: u64,
+    ) -> Result<CasOutcome, ClientError> {
+        let msg = pb::CasRequest {
+            key: key.into(),
+            value: value.into(),
+            expected_version,
+            namespace: self.namespace.clone(),
+        };
+        let r = self
+            .conn
+            .call(Retry::OnlyIfNotApplied, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
+            .await?;
+        Ok(CasOutcome { success: r.success, current_version: r.current_version, new_version: r.new_version })
+    }
+
+    /// Linearizable read of one key.
+    pub async fn cas_get(&self, key: impl Into<Bytes>) -> Result<Option<Versioned>, ClientError> {
+        let msg = pb::GetRequest { key: key.into(), namespace: self.namespace.clone() };
+        let r = self.conn.call(Retry::Always, msg, |ch, q| async move { KvCasClient::new(ch).get(q).await }).await?;
+        Ok(r.found.then_some(Versioned { value: r.value, version: r.version }))
+    }
+
+    /// One page of `[start, end)` (empty `end` = to the end); `limit` 0 = server default.
+    pub async fn cas_scan(
+        &self,
+        start: impl Into<Bytes>,
+        end: impl Into<Bytes>,
+        limit: u32,
+    ) -> Result<Page<VersionedKv>, ClientError> {
+        let msg =
+            pb::ScanRequest { start_key: start.into(), end_key: end.into(), limit, namespace: self.namespace.clone() };
+        let r = self.conn.call(Retry::Always, msg, |ch, q| async move { KvCasClient::new(ch).scan(q).await }).await?;
+        Ok(Page {
+            entries: r
+                .entries
+                .into_iter()
+                .map(|e| VersionedKv { key: e.key, value: e.value, version: e.version })
+                .collect(),
+            next_key: r.has_more.then_some(r.next_key),
+        })
+    }
+
+    /// Deletes the key if its version is `expected_version`.
+    pub async fn cas_delete(&self, key: impl Into<Bytes>, expected_version: u64) -> Result<DeleteOutcome, ClientError> {
+        let msg = pb::CasDeleteRequest { key: key.into(), expected_version, namespace: self.namespace.clone() };
+        let r = self
+            .conn
+            .call(Retry::OnlyIfNotApplied, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
+            .await?;
+        Ok(DeleteOutcome { success: r.success, current_version: r.current_version })
+    }
+
+    /// Every strong key starting with `prefix`, paging transparently.
+    pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<Vec<VersionedKv>, ClientError> {
+        self.scan_prefix_stream(prefix).try_collect().await
+    }
+
+    /// Like [`scan_prefix`](Self::scan_prefix), as a stream of entries fetched page by page.
+    /// Each page is linearizable on its own; the whole is not one snapshot.
+    pub fn scan_prefix_stream(
+        &self,
+        prefix: impl Into<Bytes>,
+    ) -> impl Stream<Item = Result<VersionedKv, ClientError>> + Send + 'static {
+        let prefix: Bytes = prefix.into();
+        let end = Bytes::from(prefix_end(&prefix));
+        let client = self.clone();
+        pages(prefix, move |start| {
+            let (client, end) = (client.clone(), end.clone());
+            async move {
+                let p = client.cas_scan(start, end, 0).await?;
+                Ok((p.entries, p.next_key))
+            }
+        })
+    }
+
+    // ---- KvRaw ----
+
+    pub async fn raw_put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClientError> {
+        let msg = pb::RawPutRequest { key: key.into(), value: value.into(), namespace: self.namespace.clone() };
+        self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_put(q).await }).await?;
+        Ok(())
+    }
+
+    /// Reads the value held by the node asked; may be stale.
+    pub async fn raw_get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
+        let msg = pb::RawGetRequest { key: key.into(), namespace: self.namespace.clone() };
+        let r =
+            self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_get(q).await }).await?;
+        Ok(r.found.then_some(r.value))
+    }
+
+    pub async fn raw_scan(
+        &self,
+        start: impl Into<Bytes>,
+        end: impl Into<Bytes>,
+        limit: u32,
+    ) -> Result<Page<(Bytes, Bytes)>, ClientError> {
+        let msg = pb::RawScanRequest {
+            start_key: start.into(),
+            end_key: end.into(),
+            limit,
+            namespace: self.namespace.clone(),
+        };
+        let r =
+            self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_scan(q).await }).await?;
+        Ok(Page {
+            entries: r.entries.into_iter().map(|e| (e.key, e.value)).collect(),
+            next_key: r.has_more.then_some(r.next_key),
+        })
+    }
+
+    /// Every raw key starting with `prefix`, paging transparently.
+    pub async fn raw_scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<Vec<(Bytes, Bytes)>, ClientError> {
+        let prefix: Bytes = prefix.into();
+        let end = Bytes::from(prefix_end(&prefix));
+        let client = self.clone();
+        pages(prefix, move |start| {
+            let (client, end) = (client.clone(), end.clone());
+            async move {
+                let p = client.raw_scan(start, end, 0).await?;
+                Ok((p.entries, p.next_key))
+            }
+        })
+        .try_collect()
+        .await
+    }
+
+    /// Deletes a raw key; true if it existed.
+    pub async fn raw_delete(&self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
+        let msg = pb::RawDeleteRequest { key: key.into(), namespace: self.namespace.clone() };
+        let r =
+            self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_delete(q).await }).await?;
+        Ok(r.success)
+    }
+
+    // ---- Admin ----
+
+    /// Status of whichever node answers (the leader when known).
+    pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
+        self.conn
+            .call(Retry::Always, pb::StatusRequest {}, |ch, q| async move { AdminClient::new(ch).status(q).await })
+            .await
+    }
+
+    /// Creates a namespace; succeeds if it exists with the same mode.
+    pub async fn create_namespace(&self, name: &str, mode: NamespaceMode) -> Result<pb::NamespaceInfo, ClientError> {
+        let msg = pb::CreateNamespaceRequest { name: name.to_string(), mode: mode as i32 };
+        let r = self
+            .conn
+            .call(Retry::Always, msg, |ch, q| async move { AdminClient::new(ch).create_namespace(q).await })
+            .await?;
+        r.namespace.ok_or_else(|| ClientError::Server {
+            code: tonic::Code::Internal,
+            message: "no namespace in answer".into(),
+        })
+    }
+
+    pub async fn list_namespaces(&self) -> Result<Vec<pb::NamespaceInfo>, ClientError> {
+        let r = self
+            .conn
+            .call(Retry::Always, pb::ListNamespacesRequest {}, |ch, q| async move {
+                AdminClient::new(ch).list_namespaces(q).await
+            })
+            .await?;
+        Ok(r.namespaces)
+    }
+}
+
+/// Streams every entry of a paged scan starting at `start`.
+fn pages<T, F, Fut>(start: Bytes, fetch: F) -> impl Stream<Item = Result<T, ClientError>> + Send + 'static
+where
+    T: Send + 'static,
+    F: Fn(Bytes) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<Bytes>), ClientError>> + Send,
+{
+    stream::try_unfold((Some(start), fetch), |(next, fetch)| async move {
+        let Some(start) = next else { return Ok(None) };
+        let (entries, next_key) = fetch(start).await?;
+        Ok(Some((stream::iter(entries.into_iter().map(Ok)), (next_key, fetch))))
+    })
+    .try_flatten()
+}

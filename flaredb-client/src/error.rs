@@ -1,0 +1,60 @@
+//! The client's error type.
+
+use tonic::Code;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The request is malformed or over a limit; the message says which.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The namespace (or another named thing) does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request does not fit the current state (e.g. the namespace's mode).
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
+    /// No node could serve the request before the retry budget ran out.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A compare-and-swap or compare-and-delete may or may not have been
+    /// applied (the connection or the deadline failed after it was sent).
+    /// It was not retried: read the key to learn the outcome.
+    #[error("outcome unknown: {0}")]
+    Indeterminate(String),
+    #[error("invalid endpoint {0:?}")]
+    InvalidEndpoint(String),
+    /// Any other status the server returned.
+    #[error("server error {code:?}: {message}")]
+    Server { code: Code, message: String },
+}
+
+impl ClientError {
+    /// Whether sending the same request again may succeed.
+    /// Exhaustive on purpose: a new variant forces a decision.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Unavailable(_) => true,
+            ClientError::Indeterminate(_) => false,
+            ClientError::InvalidArgument(_) => false,
+            ClientError::NotFound(_) => false,
+            ClientError::FailedPrecondition(_) => false,
+            ClientError::ResourceExhausted(_) => false,
+            ClientError::InvalidEndpoint(_) => false,
+            ClientError::Server { .. } => false,
+        }
+    }
+
+    pub(crate) fn from_status(s: &tonic::Status) -> Self {
+        let m = s.message().to_string();
+        match s.code() {
+            Code::InvalidArgument => ClientError::InvalidArgument(m),
+            Code::NotFound => ClientError::NotFound(m),
+            Code::FailedPrecondition => ClientError::FailedPrecondition(m),
+            Code::ResourceExhausted => ClientError::ResourceExhausted(m),
+            Code::Unavailable => ClientError::Unavailable(m),
+            code => ClientError::Server { code, message: m },
+        }
+    }
+}
