@@ -127,14 +127,15 @@ impl Cluster {
         RdbClient::with_config([self.addr(id)], test_client_config()).expect("client")
     }
 
-    /// The id every running node agrees is leader.
+    /// The id every running node agrees is leader (itself a running node).
     pub async fn wait_leader(&self) -> u64 {
         let running: Vec<u64> = self.nodes.values().filter(|n| n.proc.is_some()).map(|n| n.id).collect();
         wait_until("a leader all running nodes agree on", DEADLINE, || async {
             let mut leader = None;
             for id in &running {
                 let s = self.client_for(*id).status().await.ok()?;
-                if s.leader_id == 0 || leader.is_some_and(|l| l != s.leader_id) {
+                let alive = running.contains(&s.leader_id);
+                if !alive || leader.is_some_and(|l| l != s.leader_id) {
                     return None;
                 }
                 leader = Some(s.leader_id);
