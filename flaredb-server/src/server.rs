@@ -13,7 +13,7 @@ use flaredb_raft::{
     node::{FlareNode, NodeConfig},
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::{
     config::Config,
@@ -71,7 +71,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Resu
     tracing::info!(addr = %cfg.listen, data_dir = %cfg.data_dir.display(), "serving");
     let served = tonic::transport::Server::builder()
         .trace_fn(move |req| tracing::info_span!("rpc", node = id, path = %req.uri().path()))
-        .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
@@ -95,7 +94,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Resu
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30))),
+            shutdown,
+        )
         .await;
     node.shutdown().await;
     served?;

@@ -2,6 +2,7 @@
 //! each with its own temp data dir, that tests can kill, restart and query.
 //! Everything started here is killed and removed on drop.
 
+pub mod linearizability;
 mod process;
 mod wait;
 

@@ -1,0 +1,79 @@
+//! flaredb-bench: ops/s and p50/p99 latency of CAS put, strong get, raw put,
+//! raw get and prefix scan at several client concurrencies, against FlareDB
+//! (a cluster it starts, or given endpoints) and optionally etcd.
+
+mod cluster;
+mod target;
+mod workload;
+
+use std::{sync::Arc, time::Duration};
+
+use clap::Parser;
+
+use crate::{target::Target, workload::Workload};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark FlareDB (and etcd) on loopback")]
+struct Args {
+    /// Start this many local flaredb-server nodes (temp data dirs).
+    #[arg(long, default_value_t = 1)]
+    nodes: u64,
+    /// Use a running FlareDB cluster at these endpoints instead of starting one.
+    #[arg(long, value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// flaredb-server binary for --nodes (default: next to this binary, then ../target/release).
+    #[arg(long)]
+    server_bin: Option<std::path::PathBuf>,
+    /// Also run every workload against etcd at this endpoint (e.g. 127.0.0.1:2379).
+    #[arg(long)]
+    etcd: Option<String>,
+    /// Client concurrencies to run each workload at.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    clients: Vec<usize>,
+    /// Seconds per (workload, concurrency) cell.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Workloads to run.
+    #[arg(long, value_delimiter = ',', default_value = "cas-put,strong-get,raw-put,raw-get,prefix-scan")]
+    workloads: Vec<Workload>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut targets = Vec::new();
+    let _cluster = if args.endpoints.is_empty() {
+        let c = cluster::LocalCluster::start(args.nodes, args.server_bin.clone()).await?;
+        targets.push(Arc::new(Target::flaredb(&c.endpoints(), &format!("flaredb {}-node", args.nodes))?));
+        Some(c)
+    } else {
+        targets.push(Arc::new(Target::flaredb(&args.endpoints, "flaredb")?));
+        None
+    };
+    if let Some(e) = &args.etcd {
+        targets.push(Arc::new(Target::etcd(e).await?));
+    }
+    println!("| system | workload | clients | ops/s | p50 ms | p99 ms |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for target in &targets {
+        for w in &args.workloads {
+            target.prepare(*w, args.value_size).await?;
+            for &clients in &args.clients {
+                let r = workload::run(target, *w, clients, Duration::from_secs(args.seconds), args.value_size).await?;
+                println!(
+                    "| {} | {} | {} | {:.0} | {:.2} | {:.2} |",
+                    target.name(),
+                    w,
+                    clients,
+                    r.ops_per_sec,
+                    r.p50_ms,
+                    r.p99_ms
+                );
+            }
+        }
+    }
+    Ok(())
+}
