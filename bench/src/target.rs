@@ -9,7 +9,7 @@ use crate::workload::Workload;
 
 pub enum Target {
     Flare { name: String, cas: RdbClient, raw: RdbClient },
-    Etcd { client: etcd_client::Client },
+    Etcd { client: Box<etcd_client::Client> },
 }
 
 /// Keys preloaded for reads and scans: 10 prefixes of 100 keys.
@@ -27,7 +27,7 @@ impl Target {
 
     pub async fn etcd(endpoint: &str) -> anyhow::Result<Self> {
         let client = etcd_client::Client::connect([endpoint], None).await.context("connect to etcd")?;
-        Ok(Target::Etcd { client })
+        Ok(Target::Etcd { client: Box::new(client) })
     }
 
     pub fn name(&self) -> &str {
