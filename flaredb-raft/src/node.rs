@@ -1,7 +1,12 @@
 //! `FlareNode`: one Raft member with its storage, and the operations the
 //! services need: propose, linearizable and local reads, status.
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::Duration,
+};
 
 use flaredb_proto::raft as pb;
 use openraft::{
@@ -15,7 +20,7 @@ use crate::{
     data_dir::DataDir,
     error::{NodeError, OpenError},
     namespace::{Mode, NamespaceInfo, NamespaceRejection},
-    network::Network,
+    network::{ClusterId, Network},
     read::{self, ScanPage},
     storage::{db, LogStore, SmShared, SnapshotDir, StateMachine},
     types::{FlareRequest, FlareResponse, NodeId, Raft},
@@ -57,7 +62,8 @@ pub struct FlareNode {
     db: Arc<DB>,
     shared: Arc<SmShared>,
     snapshots: SnapshotDir,
-    _data_dir: DataDir,
+    cluster: ClusterId,
+    data_dir: Mutex<DataDir>,
 }
 
 /// A stable id for the cluster formed from `members`: every node started with
@@ -95,12 +101,18 @@ impl FlareNode {
         }
         .validate()
         .map_err(|e| OpenError::Raft(e.to_string()))?;
-        let raft = Raft::new(cfg.id, Arc::new(raft_config), Network::default(), LogStore::new(db.clone()), sm)
+        let cluster = ClusterId::default();
+        cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
+        let network = Network::new(cluster.clone());
+        let raft = Raft::new(cfg.id, Arc::new(raft_config), network, LogStore::new(db.clone()), sm)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| OpenError::Raft(e.to_string()))?;
         if !initialized {
-            data_dir.set_cluster_id(cluster_id(&cfg.initial_cluster))?;
+            if data_dir.identity().cluster_id == 0 {
+                data_dir.set_cluster_id(cluster_id(&cfg.initial_cluster))?;
+                cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
+            }
             if cfg.initial_cluster.keys().next() == Some(&cfg.id) {
                 let members: BTreeMap<NodeId, BasicNode> =
                     cfg.initial_cluster.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
@@ -114,7 +126,27 @@ impl FlareNode {
                 }
             }
         }
-        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, _data_dir: data_dir }))
+        let data_dir = Mutex::new(data_dir);
+        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, cluster, data_dir }))
+    }
+
+    /// Admits a Raft message from cluster `remote`: refuses another cluster's,
+    /// and adopts the first one seen if this node does not know its own yet.
+    pub fn admit_cluster(&self, remote: u64) -> Result<(), String> {
+        let local = self.cluster.load(Ordering::Relaxed);
+        if local == remote && local != 0 {
+            return Ok(());
+        }
+        if remote == 0 {
+            return Err("Raft message without a cluster id".into());
+        }
+        let mut dir = self.data_dir.lock().unwrap_or_else(|p| p.into_inner());
+        dir.set_cluster_id(remote).map_err(|e| {
+            tracing::error!(error = %e, "refusing a Raft message from another cluster");
+            format!("{e} (is this node's data dir from another cluster?)")
+        })?;
+        self.cluster.store(remote, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn id(&self) -> NodeId {

@@ -6,7 +6,7 @@ mod snapshot_stream;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{atomic::AtomicU64, Arc, Mutex},
     time::Duration,
 };
 
@@ -20,14 +20,26 @@ use crate::types::{Node, NodeId, TypeConfig};
 /// Largest internal Raft message: a batch of entries can hold many 1 MiB values.
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 256 << 20;
 
+/// Metadata key on every Raft RPC: the sender's cluster id (hex). A node
+/// refuses messages from another cluster.
+pub const CLUSTER_KEY: &str = "x-flaredb-cluster";
+
+/// This node's cluster id; 0 until known.
+pub type ClusterId = Arc<AtomicU64>;
+
 /// Hands out peer clients; channels are created once per (peer, address)
 /// and reused, reconnecting lazily after failures.
 #[derive(Clone, Default)]
 pub struct Network {
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    cluster: ClusterId,
 }
 
 impl Network {
+    pub fn new(cluster: ClusterId) -> Self {
+        Self { channels: Default::default(), cluster }
+    }
+
     fn channel(&self, target: NodeId, addr: &str) -> Channel {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         map.entry((target, addr.to_string()))
@@ -52,6 +64,6 @@ impl openraft::network::RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient::new(target, self.channel(target, &node.addr))
+        PeerClient::new(target, self.channel(target, &node.addr), self.cluster.clone())
     }
 }

@@ -1,6 +1,6 @@
 //! `RaftNetworkV2` for one peer.
 
-use std::future::Future;
+use std::{future::Future, sync::atomic::Ordering, time::Duration};
 
 use flaredb_proto::raft::raft_client::RaftClient;
 use openraft::{
@@ -12,9 +12,9 @@ use openraft::{
     },
     OptionalSend,
 };
-use tonic::{transport::Channel, Code};
+use tonic::{metadata::MetadataValue, transport::Channel, Code};
 
-use super::{snapshot_stream, MAX_RAFT_MESSAGE_BYTES};
+use super::{snapshot_stream, ClusterId, CLUSTER_KEY, MAX_RAFT_MESSAGE_BYTES};
 use crate::{
     rpc_codec as rc,
     storage::SnapshotFile,
@@ -24,14 +24,25 @@ use crate::{
 pub struct PeerClient {
     target: NodeId,
     client: RaftClient<Channel>,
+    cluster: ClusterId,
 }
 
 impl PeerClient {
-    pub(super) fn new(target: NodeId, channel: Channel) -> Self {
+    pub(super) fn new(target: NodeId, channel: Channel, cluster: ClusterId) -> Self {
         let client = RaftClient::new(channel)
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
-        Self { target, client }
+        Self { target, client, cluster }
+    }
+
+    fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(timeout);
+        let id = self.cluster.load(Ordering::Relaxed);
+        if let Ok(v) = MetadataValue::try_from(format!("{id:016x}")) {
+            req.metadata_mut().insert(CLUSTER_KEY, v);
+        }
+        req
     }
 }
 
@@ -50,12 +61,6 @@ fn decode_error(e: crate::codec::CodecError) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::new(&e))
 }
 
-fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.set_timeout(option.hard_ttl());
-    req
-}
-
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotFile;
 
@@ -64,7 +69,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self.client.append_entries(request(rc::append_req_to_pb(&rpc), &option)).await.map_err(rpc_error)?;
+        let resp = self
+            .client
+            .clone()
+            .append_entries(self.request(rc::append_req_to_pb(&rpc), option.hard_ttl()))
+            .await
+            .map_err(rpc_error)?;
         rc::append_resp_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
@@ -73,7 +83,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self.client.vote(request(rc::vote_req_to_pb(&rpc, false), &option)).await.map_err(rpc_error)?;
+        let resp = self
+            .client
+            .clone()
+            .vote(self.request(rc::vote_req_to_pb(&rpc, false), option.hard_ttl()))
+            .await
+            .map_err(rpc_error)?;
         rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
@@ -82,7 +97,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self.client.vote(request(rc::vote_req_to_pb(&rpc, true), &option)).await.map_err(rpc_error)?;
+        let resp = self
+            .client
+            .clone()
+            .vote(self.request(rc::vote_req_to_pb(&rpc, true), option.hard_ttl()))
+            .await
+            .map_err(rpc_error)?;
         rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
@@ -100,9 +120,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         };
         let chunks =
             snapshot_stream::chunks(vote, snapshot).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        let mut req = tonic::Request::new(chunks);
         // A snapshot may take long; the per-chunk progress is the real liveness signal.
-        req.set_timeout(option.hard_ttl().max(std::time::Duration::from_secs(600)));
+        let req = self.request(chunks, option.hard_ttl().max(Duration::from_secs(600)));
         let mut client = self.client.clone();
         let send = async move { client.install_snapshot(req).await };
         tokio::select! {
@@ -119,8 +138,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp =
-            self.client.transfer_leader(request(rc::transfer_req_to_pb(&req), &option)).await.map_err(rpc_error)?;
+        let resp = self
+            .client
+            .clone()
+            .transfer_leader(self.request(rc::transfer_req_to_pb(&req), option.hard_ttl()))
+            .await
+            .map_err(rpc_error)?;
         rc::transfer_resp_from_pb(resp.get_ref()).map_err(decode_error)
     }
 }

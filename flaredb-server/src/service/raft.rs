@@ -7,6 +7,7 @@ use std::sync::Arc;
 use flaredb_proto::raft::{self as pb, raft_server::Raft as RaftRpc};
 use flaredb_raft::{
     codec::{self, CodecError},
+    network::CLUSTER_KEY,
     node::FlareNode,
     rpc_codec as rc,
     storage::{snapshot_file::SnapshotReader, SnapshotFile},
@@ -18,6 +19,19 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub struct RaftService {
     pub node: Arc<FlareNode>,
+}
+
+impl RaftService {
+    /// Every Raft RPC must come from this node's cluster.
+    fn admit<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let remote = req
+            .metadata()
+            .get(CLUSTER_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .unwrap_or(0);
+        self.node.admit_cluster(remote).map_err(Status::failed_precondition)
+    }
 }
 
 fn bad(e: CodecError) -> Status {
@@ -34,12 +48,14 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        self.admit(&req)?;
         let rpc = rc::append_req_from_pb(req.get_ref()).map_err(bad)?;
         let resp = self.node.raft().append_entries(rpc).await.map_err(raft_err)?;
         Ok(Response::new(rc::append_resp_to_pb(&resp)))
     }
 
     async fn vote(&self, req: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
+        self.admit(&req)?;
         let rpc = rc::vote_req_from_pb(req.get_ref()).map_err(bad)?;
         let raft = self.node.raft();
         let resp = if req.get_ref().pre_vote { raft.pre_vote(rpc).await } else { raft.vote(rpc).await };
@@ -50,6 +66,7 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        self.admit(&req)?;
         let mut stream = req.into_inner();
         let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
         let vote = codec::req_vote_from_pb(&first.vote, "snapshot").map_err(bad)?;
@@ -81,6 +98,7 @@ impl RaftRpc for RaftService {
         &self,
         req: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        self.admit(&req)?;
         let rpc = rc::transfer_req_from_pb(req.get_ref()).map_err(bad)?;
         let resp = self.node.raft().handle_transfer_leader(rpc).await.map_err(raft_err)?;
         Ok(Response::new(rc::transfer_resp_to_pb(&resp)))

@@ -1,0 +1,56 @@
+//! A node's data dir belongs to one cluster: a node carrying another
+//! cluster's data dir is refused by its peers and refuses them, and the
+//! cluster carries on. Clean shutdown on SIGTERM.
+
+use flaredb_tests::{wait_until, Cluster, DEADLINE};
+
+#[tokio::test]
+async fn a_data_dir_from_another_cluster_is_refused() {
+    let mut ours = Cluster::start(3).await;
+    let other = Cluster::start(3).await;
+    other.client().namespace("theirs").raw_put("k", "foreign").await.unwrap();
+    ours.wait_leader().await;
+
+    // Node 3 of our cluster restarts on node 3's data dir of the other cluster.
+    let leader = ours.wait_leader().await;
+    let victim = if leader == 3 { 2 } else { 3 };
+    ours.kill(victim);
+    let mut other = other;
+    other.kill(victim);
+    let foreign_dir = other.nodes[&victim].data_dir.clone();
+    ours.nodes.get_mut(&victim).unwrap().data_dir = foreign_dir;
+    ours.start_node(victim);
+
+    // Our cluster keeps working on its remaining majority ...
+    let kv = ours.client_for(leader).namespace("ours");
+    assert!(kv.cas_put("k", "v", 0).await.unwrap().success);
+    // ... and the foreign node says why it is refused.
+    let log = ours.nodes[&victim].proc.as_ref().unwrap().log.clone();
+    wait_until("the refusal in the foreign node's log", DEADLINE, || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("another cluster").then_some(())
+    })
+    .await;
+    // It never takes our data: its local state is still the other cluster's.
+    let local = ours.client_for(victim).namespace("theirs");
+    assert_eq!(local.raw_get("k").await.unwrap().as_deref(), Some(&b"foreign"[..]));
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly() {
+    let mut c = Cluster::start(1).await;
+    c.client().namespace("term").raw_put("k", "v").await.unwrap();
+    let proc = c.nodes.get_mut(&1).unwrap().proc.as_mut().unwrap();
+    let status = std::process::Command::new("kill").args(["-TERM", &proc.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let child = std::sync::Mutex::new(&mut proc.child);
+    let exit = wait_until("exit after SIGTERM", DEADLINE, || {
+        let r = child.lock().unwrap().try_wait().ok().flatten();
+        async move { r }
+    })
+    .await;
+    assert!(exit.success(), "exit status {exit:?}: {}", proc.log_text());
+    c.start_node(1);
+    c.wait_leader().await;
+    assert_eq!(c.client().namespace("term").raw_get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
