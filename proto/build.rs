@@ -5,7 +5,7 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["proto/kvrpc.proto", "proto/admin.proto", "proto/raft.proto"];
+const PROTOS: &[&str] = &["proto/kvrpc.proto", "proto/admin.proto", "proto/raft.proto", "proto/testing.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in PROTOS {

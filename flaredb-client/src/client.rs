@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flaredb_proto::v1::{
-    self as pb, admin_client::AdminClient, kv_cas_client::KvCasClient, kv_raw_client::KvRawClient,
-};
+use flaredb_proto::v1::{self as pb, kv_cas_client::KvCasClient, kv_raw_client::KvRawClient};
 use futures::{stream, Stream, TryStreamExt};
 
 use crate::{
@@ -59,7 +57,7 @@ pub use pb::NamespaceMode;
 /// clones share connections and the leader cache.
 #[derive(Clone)]
 pub struct RdbClient {
-    conn: Arc<Conn>,
+    pub(crate) conn: Arc<Conn>,
     namespace: String,
 }
 
@@ -234,38 +232,6 @@ impl RdbClient {
         let r =
             self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_delete(q).await }).await?;
         Ok(r.success)
-    }
-
-    // ---- Admin ----
-
-    /// Status of whichever node answers (the leader when known).
-    pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
-        self.conn
-            .call(Retry::Always, pb::StatusRequest {}, |ch, q| async move { AdminClient::new(ch).status(q).await })
-            .await
-    }
-
-    /// Creates a namespace; succeeds if it exists with the same mode.
-    pub async fn create_namespace(&self, name: &str, mode: NamespaceMode) -> Result<pb::NamespaceInfo, ClientError> {
-        let msg = pb::CreateNamespaceRequest { name: name.to_string(), mode: mode as i32 };
-        let r = self
-            .conn
-            .call(Retry::Always, msg, |ch, q| async move { AdminClient::new(ch).create_namespace(q).await })
-            .await?;
-        r.namespace.ok_or_else(|| ClientError::Server {
-            code: tonic::Code::Internal,
-            message: "no namespace in answer".into(),
-        })
-    }
-
-    pub async fn list_namespaces(&self) -> Result<Vec<pb::NamespaceInfo>, ClientError> {
-        let r = self
-            .conn
-            .call(Retry::Always, pb::ListNamespacesRequest {}, |ch, q| async move {
-                AdminClient::new(ch).list_namespaces(q).await
-            })
-            .await?;
-        Ok(r.namespaces)
     }
 }
 

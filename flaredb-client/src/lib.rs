@@ -25,6 +25,7 @@
 //! compare-and-delete is retried only when the server says it was not
 //! applied; otherwise the call fails with [`ClientError::Indeterminate`].
 
+mod admin;
 mod client;
 mod conn;
 mod error;

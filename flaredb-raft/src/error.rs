@@ -79,6 +79,9 @@ pub enum NodeError {
     Rejected(NamespaceRejection),
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The request does not fit the cluster's current state.
+    #[error("failed precondition: {0}")]
+    Precondition(String),
     /// Storage failed or Raft stopped; the node cannot serve.
     #[error("fatal: {0}")]
     Fatal(String),
@@ -93,6 +96,7 @@ impl NodeError {
             NodeError::Unavailable(_) => true,
             NodeError::Rejected(_) => false,
             NodeError::Invalid(_) => false,
+            NodeError::Precondition(_) => false,
             NodeError::Fatal(_) => false,
         }
     }

@@ -12,6 +12,7 @@ pub mod namespace;
 pub mod network;
 pub mod node;
 pub mod read;
+pub mod restore;
 pub mod rpc_codec;
 pub mod storage;
 pub mod types;

@@ -68,3 +68,37 @@ pub fn scan(
     }
     Ok(page)
 }
+
+/// A hash of the whole state machine (strong and raw keys, namespace registry,
+/// membership) and the applied index it was taken at, from one point-in-time
+/// view: equal on replicas that applied the same log.
+pub fn state_hash(db: &DB) -> Result<(u64, u64), StoreError> {
+    use crate::storage::{
+        db::CF_SM_META,
+        sm_meta::{INSTALLING_KEY, LAST_APPLIED_KEY},
+    };
+    let view = db.snapshot();
+    let applied = match view.get_cf(cf(db, CF_SM_META)?, LAST_APPLIED_KEY)? {
+        Some(raw) => crate::codec::decode_pb::<flaredb_proto::raft::LogId>("last applied", &raw)?.index,
+        None => 0,
+    };
+    // FNV-1a: stable across builds and machines.
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut eat = |bytes: &[u8]| {
+        for b in (bytes.len() as u64).to_be_bytes().iter().chain(bytes) {
+            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+        }
+    };
+    for (tag, name) in [(&b"c"[..], CF_CAS), (b"r", CF_RAW), (b"m", CF_SM_META)] {
+        for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
+            let (k, v) = item?;
+            if name == CF_SM_META && k.as_ref() == INSTALLING_KEY {
+                continue;
+            }
+            eat(tag);
+            eat(&k);
+            eat(&v);
+        }
+    }
+    Ok((applied, h))
+}

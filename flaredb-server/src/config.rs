@@ -49,6 +49,37 @@ pub struct Flags {
     /// Log filter (tracing EnvFilter syntax); default "warn". RUST_LOG also works.
     #[arg(long)]
     pub log: Option<String>,
+    /// Join an existing cluster (e.g. its leader's address) instead of
+    /// bootstrapping: the node waits with an empty data dir until the leader
+    /// adds it with Admin/AddLearner.
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Test-only: serve flaredb.testing.v1.Faults, which can cut Raft links.
+    #[arg(long, hide = true)]
+    pub enable_fault_injection: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Seed a new single-node cluster from a backup (Admin/Backup); grow it with AddLearner.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// Backup file written from Admin/Backup.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// An empty or absent data dir for the new node.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub id: u64,
+    /// The address the restored node will listen on.
+    #[arg(long, default_value = "127.0.0.1:2479")]
+    pub listen: String,
 }
 
 /// Settings only the TOML file carries (limits and Raft tuning).
@@ -108,6 +139,8 @@ pub struct Config {
     pub snapshot_logs_since_last: u64,
     pub max_logs_to_keep: u64,
     pub request_timeout_ms: u64,
+    pub join: Option<String>,
+    pub fault_injection: bool,
 }
 
 impl Config {
@@ -127,6 +160,9 @@ impl Config {
         }
         let listen_s = flags.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:2479".into());
         let listen: SocketAddr = listen_s.parse().map_err(|_| ConfigError::Listen(listen_s.clone()))?;
+        if let Some(j) = &flags.join {
+            j.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid(format!("--join {j:?}: expected HOST:PORT")))?;
+        }
         let initial_cluster = match flags.initial_cluster.or(file.initial_cluster) {
             Some(spec) => {
                 let members = parse_initial_cluster(&spec)?;
@@ -165,6 +201,8 @@ impl Config {
             snapshot_logs_since_last: file.snapshot_logs_since_last.unwrap_or(10_000),
             max_logs_to_keep: file.max_logs_to_keep.unwrap_or(1_000),
             request_timeout_ms: file.request_timeout_ms.unwrap_or(5_000),
+            join: flags.join,
+            fault_injection: flags.enable_fault_injection,
         })
     }
 }

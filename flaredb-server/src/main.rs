@@ -1,6 +1,6 @@
 use clap::Parser;
 use flaredb_server::{
-    config::{Config, Flags},
+    config::{Command, Config, Flags},
     server,
 };
 use tracing::Instrument;
@@ -8,7 +8,29 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cfg = match Config::from_flags(Flags::parse()) {
+    let mut flags = Flags::parse();
+    if let Some(Command::Restore(r)) = flags.command.take() {
+        return match flaredb_raft::restore::restore(&r.from, &r.data_dir, r.id, &r.listen) {
+            Ok(index) => {
+                println!(
+                    "restored {} into {} as node {} (applied index {index}); start it with: \
+                     flaredb-server --id {} --listen {} --data-dir {}",
+                    r.from.display(),
+                    r.data_dir.display(),
+                    r.id,
+                    r.id,
+                    r.listen,
+                    r.data_dir.display()
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("flaredb-server restore: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let cfg = match Config::from_flags(flags) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("flaredb-server: {e}");

@@ -5,6 +5,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use flaredb_proto::{
     raft::raft_server::RaftServer,
+    testing::faults_server::FaultsServer,
     v1::{admin_server::AdminServer, kv_cas_server::KvCasServer, kv_raw_server::KvRawServer},
     FILE_DESCRIPTOR_SET,
 };
@@ -18,7 +19,10 @@ use tonic::transport::server::TcpIncoming;
 use crate::{
     config::Config,
     forward::Forwarder,
-    service::{admin::AdminService, ctx::Ctx, kv_cas::KvCasService, kv_raw::KvRawService, raft::RaftService},
+    service::{
+        admin::AdminService, ctx::Ctx, faults::FaultsService, kv_cas::KvCasService, kv_raw::KvRawService,
+        raft::RaftService,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Resu
         election_timeout_ms: cfg.election_timeout_ms,
         snapshot_logs_since_last: cfg.snapshot_logs_since_last,
         max_logs_to_keep: cfg.max_logs_to_keep,
+        join: cfg.join.is_some(),
+        fault_injection: cfg.fault_injection,
     })
     .await?;
     let ctx = Arc::new(Ctx {
@@ -69,9 +75,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Resu
     };
     let id = cfg.id;
     tracing::info!(addr = %cfg.listen, data_dir = %cfg.data_dir.display(), "serving");
+    let faults = node.faults().cloned().map(|f| FaultsServer::new(FaultsService { faults: f }));
+    if faults.is_some() {
+        tracing::warn!("fault injection is enabled: Raft links can be cut over gRPC (tests only)");
+    }
     let served = tonic::transport::Server::builder()
         .trace_fn(move |req| tracing::info_span!("rpc", node = id, path = %req.uri().path()))
         .add_service(health_service)
+        .add_optional_service(faults)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(

@@ -39,6 +39,7 @@ pub fn node_error(e: NodeError) -> Status {
         NodeError::Unavailable(why) => Status::unavailable(why),
         NodeError::Rejected(r) => rejection(r),
         NodeError::Invalid(why) => Status::invalid_argument(why),
+        NodeError::Precondition(why) => Status::failed_precondition(why),
         NodeError::Fatal(why) => Status::internal(format!("node failure: {why}")),
     }
 }

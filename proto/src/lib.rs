@@ -14,5 +14,10 @@ pub mod raft {
     tonic::include_proto!("flaredb.raft.v1");
 }
 
+/// Test-only fault injection, package `flaredb.testing.v1`.
+pub mod testing {
+    tonic::include_proto!("flaredb.testing.v1");
+}
+
 /// Encoded `FileDescriptorSet` of every FlareDB .proto file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flaredb_descriptor.bin"));

@@ -9,7 +9,11 @@ mod wait;
 pub use process::{server_bin, spawn_server, ServerProc};
 pub use wait::{wait_until, DEADLINE};
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::Duration,
+};
 
 use flaredb_client::{ClientConfig, RdbClient};
 use tempfile::TempDir;
@@ -20,11 +24,18 @@ pub struct ClusterOpts {
     pub snapshot_logs_since_last: u64,
     pub max_logs_to_keep: u64,
     pub extra_toml: String,
+    /// Start nodes with --enable-fault-injection (needed by `cut`/`partition`).
+    pub fault_injection: bool,
 }
 
 impl Default for ClusterOpts {
     fn default() -> Self {
-        Self { snapshot_logs_since_last: 10_000, max_logs_to_keep: 1_000, extra_toml: String::new() }
+        Self {
+            snapshot_logs_since_last: 10_000,
+            max_logs_to_keep: 1_000,
+            extra_toml: String::new(),
+            fault_injection: false,
+        }
     }
 }
 
@@ -40,6 +51,11 @@ pub struct Cluster {
     pub nodes: BTreeMap<u64, Node>,
     spec: String,
     config: PathBuf,
+    fault_injection: bool,
+    /// Nodes each node cannot send Raft messages to.
+    blocked: BTreeMap<u64, BTreeSet<u64>>,
+    /// Nodes started with --join (not in the initial cluster).
+    joined: BTreeSet<u64>,
 }
 
 /// A free loopback port (bound then released; the server binds it next).
@@ -71,7 +87,15 @@ impl Cluster {
             nodes.insert(id, Node { id, data_dir: dir.path().join(format!("n{id}")), addr, proc: None });
         }
         let spec = nodes.values().map(|n| format!("{}={}", n.id, n.addr)).collect::<Vec<_>>().join(",");
-        let mut c = Cluster { dir, nodes, spec, config };
+        let mut c = Cluster {
+            dir,
+            nodes,
+            spec,
+            config,
+            fault_injection: opts.fault_injection,
+            blocked: BTreeMap::new(),
+            joined: BTreeSet::new(),
+        };
         for id in 1..=n {
             c.start_node(id);
         }
@@ -80,8 +104,9 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, id: u64) {
+        let seed_addr = self.nodes.values().next().map(|n| n.addr.clone()).unwrap_or_default();
         let node = self.nodes.get_mut(&id).expect("node id");
-        let args = vec![
+        let mut args = vec![
             "--id".to_string(),
             id.to_string(),
             "--listen".into(),
@@ -93,6 +118,14 @@ impl Cluster {
             "--config".into(),
             self.config.display().to_string(),
         ];
+        if self.joined.contains(&id) {
+            // Joined nodes wait to be added; --initial-cluster is then only a formality.
+            args.extend(["--join".into(), seed_addr]);
+            args[7] = format!("{id}={}", node.addr);
+        }
+        if self.fault_injection {
+            args.push("--enable-fault-injection".into());
+        }
         let log = self.dir.path().join(format!("n{id}.log"));
         node.proc = Some(spawn_server(&args, &log));
     }
@@ -102,6 +135,83 @@ impl Cluster {
         if let Some(mut p) = self.nodes.get_mut(&id).and_then(|n| n.proc.take()) {
             p.kill();
         }
+    }
+
+    /// Starts a new node `id` with --join and an empty data dir; add it with
+    /// `client().add_learner`.
+    pub fn start_joining(&mut self, id: u64) -> String {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let data_dir = self.dir.path().join(format!("n{id}"));
+        self.nodes.insert(id, Node { id, addr: addr.clone(), data_dir, proc: None });
+        self.joined.insert(id);
+        self.start_node(id);
+        addr
+    }
+
+    /// SIGSTOP: the process stays, frozen.
+    pub fn pause(&self, id: u64) {
+        self.signal(id, "-STOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self, id: u64) {
+        self.signal(id, "-CONT");
+    }
+
+    fn signal(&self, id: u64, sig: &str) {
+        if let Some(p) = self.nodes[&id].proc.as_ref() {
+            let ok = std::process::Command::new("kill").args([sig, &p.pid().to_string()]).status();
+            assert!(ok.is_ok_and(|s| s.success()), "kill {sig} node {id}");
+        }
+    }
+
+    /// Cuts Raft messages from `from` to `to` (one way).
+    pub async fn cut(&mut self, from: u64, to: u64) {
+        self.blocked.entry(from).or_default().insert(to);
+        self.push_faults(from).await;
+    }
+
+    /// Cuts every link between the groups (both ways); links within a group stay.
+    pub async fn partition(&mut self, groups: &[&[u64]]) {
+        for (i, a) in groups.iter().enumerate() {
+            for (j, b) in groups.iter().enumerate() {
+                if i != j {
+                    for from in a.iter() {
+                        self.blocked.entry(*from).or_default().extend(b.iter().copied());
+                    }
+                }
+            }
+        }
+        let ids: Vec<u64> = self.blocked.keys().copied().collect();
+        for id in ids {
+            self.push_faults(id).await;
+        }
+    }
+
+    /// Restores every link.
+    pub async fn heal(&mut self) {
+        let ids: Vec<u64> = self.blocked.keys().copied().collect();
+        self.blocked.clear();
+        for id in ids {
+            self.push_faults(id).await;
+        }
+    }
+
+    async fn push_faults(&self, id: u64) {
+        use flaredb_proto::testing::{faults_client::FaultsClient, SetBlockedPeersRequest};
+        if self.nodes[&id].proc.is_none() {
+            return;
+        }
+        let ids: Vec<u64> = self.blocked.get(&id).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        let addr = format!("http://{}", self.addr(id));
+        wait_until(&format!("fault injection on node {id}"), DEADLINE, || {
+            let (addr, ids) = (addr.clone(), ids.clone());
+            async move {
+                let mut c = FaultsClient::connect(addr).await.ok()?;
+                c.set_blocked_peers(SetBlockedPeersRequest { node_ids: ids }).await.ok().map(|_| ())
+            }
+        })
+        .await
     }
 
     pub fn restart(&mut self, id: u64) {

@@ -1,6 +1,7 @@
 //! The Raft transport client: one cached gRPC channel per peer, deadlines
 //! from openraft's `RPCOption`, snapshots streamed in chunks.
 
+mod faults;
 mod peer;
 mod snapshot_stream;
 
@@ -12,6 +13,7 @@ use std::{
 
 use tonic::transport::{Channel, Endpoint};
 
+pub use faults::Faults;
 pub use peer::PeerClient;
 pub use snapshot_stream::SNAPSHOT_CHUNK_BYTES;
 
@@ -33,11 +35,12 @@ pub type ClusterId = Arc<AtomicU64>;
 pub struct Network {
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
     cluster: ClusterId,
+    faults: Option<Arc<Faults>>,
 }
 
 impl Network {
-    pub fn new(cluster: ClusterId) -> Self {
-        Self { channels: Default::default(), cluster }
+    pub fn new(cluster: ClusterId, faults: Option<Arc<Faults>>) -> Self {
+        Self { channels: Default::default(), cluster, faults }
     }
 
     fn channel(&self, target: NodeId, addr: &str) -> Channel {
@@ -64,6 +67,6 @@ impl openraft::network::RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient::new(target, self.channel(target, &node.addr), self.cluster.clone())
+        PeerClient::new(target, self.channel(target, &node.addr), self.cluster.clone(), self.faults.clone())
     }
 }

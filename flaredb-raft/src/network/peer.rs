@@ -1,6 +1,10 @@
 //! `RaftNetworkV2` for one peer.
 
-use std::{future::Future, sync::atomic::Ordering, time::Duration};
+use std::{
+    future::Future,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use flaredb_proto::raft::raft_client::RaftClient;
 use openraft::{
@@ -14,7 +18,10 @@ use openraft::{
 };
 use tonic::{metadata::MetadataValue, transport::Channel, Code};
 
-use super::{snapshot_stream, ClusterId, CLUSTER_KEY, MAX_RAFT_MESSAGE_BYTES};
+use super::{
+    faults::{Faults, LinkCut},
+    snapshot_stream, ClusterId, CLUSTER_KEY, MAX_RAFT_MESSAGE_BYTES,
+};
 use crate::{
     rpc_codec as rc,
     storage::SnapshotFile,
@@ -25,14 +32,23 @@ pub struct PeerClient {
     target: NodeId,
     client: RaftClient<Channel>,
     cluster: ClusterId,
+    faults: Option<Arc<Faults>>,
 }
 
 impl PeerClient {
-    pub(super) fn new(target: NodeId, channel: Channel, cluster: ClusterId) -> Self {
+    pub(super) fn new(target: NodeId, channel: Channel, cluster: ClusterId, faults: Option<Arc<Faults>>) -> Self {
         let client = RaftClient::new(channel)
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
-        Self { target, client, cluster }
+        Self { target, client, cluster, faults }
+    }
+
+    /// Fails like an unreachable peer when fault injection cuts the link.
+    fn check_link(&self) -> Result<(), RPCError<TypeConfig>> {
+        match &self.faults {
+            Some(f) if f.is_blocked(self.target) => Err(RPCError::Unreachable(Unreachable::new(&LinkCut(self.target)))),
+            _ => Ok(()),
+        }
     }
 
     fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {
@@ -69,6 +85,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.check_link()?;
         let resp = self
             .client
             .clone()
@@ -83,6 +100,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.check_link()?;
         let resp = self
             .client
             .clone()
@@ -97,6 +115,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.check_link()?;
         let resp = self
             .client
             .clone()
@@ -118,6 +137,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             RPCError::Timeout(t) => StreamingError::Timeout(t),
             other => StreamingError::Network(NetworkError::new(&other)),
         };
+        self.check_link().map_err(to_streaming)?;
         let chunks =
             snapshot_stream::chunks(vote, snapshot).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         // A snapshot may take long; the per-chunk progress is the real liveness signal.
@@ -138,6 +158,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.check_link()?;
         let resp = self
             .client
             .clone()

@@ -46,6 +46,18 @@ impl LogStore {
         Self { db }
     }
 
+    /// Makes an empty log look purged up to `last` with `vote` saved: the
+    /// state a node has after installing a snapshot at `last`. Used by restore.
+    pub(crate) fn seed(db: &DB, last: &LogId, vote: &Vote) -> Result<(), StoreError> {
+        let meta = cf(db, CF_RAFT_META)?;
+        let mut b = WriteBatch::default();
+        b.put_cf(meta, PURGED_KEY, codec::log_id_to_pb(last).encode_to_vec());
+        b.put_cf(meta, COMMITTED_KEY, codec::log_id_to_pb(last).encode_to_vec());
+        b.put_cf(meta, VOTE_KEY, codec::vote_to_pb(vote).encode_to_vec());
+        db.write_opt(b, &sync_opts())?;
+        Ok(())
+    }
+
     fn last_entry(db: &DB) -> Result<Option<LogId>, StoreError> {
         let mut it = db.iterator_cf(cf(db, CF_LOG)?, IteratorMode::End);
         match it.next() {

@@ -116,8 +116,9 @@ impl SnapshotDir {
         Ok(())
     }
 
-    /// Writes a snapshot of `db` as of now. Blocking.
-    pub fn build(&self, db: &DB) -> Result<(SnapshotMeta, PathBuf), StoreError> {
+    /// Writes a snapshot of `db` as of now to `path` (not registered as
+    /// current: for backups). Blocking.
+    pub fn export(db: &DB, path: &Path) -> Result<SnapshotMeta, StoreError> {
         let view = db.snapshot();
         let read = |key: &[u8]| view.get_cf(cf(db, CF_SM_META)?, key).map_err(StoreError::from);
         let last_log_id = match read(sm_meta::LAST_APPLIED_KEY)? {
@@ -128,21 +129,31 @@ impl SnapshotDir {
             Some(raw) => codec::stored_membership_from_pb(&codec::decode_pb("membership", &raw)?)?,
             None => Default::default(),
         };
-        let suffix = unique_suffix();
-        let index = last_log_id.map_or(0, |id| id.index);
-        let tmp = self.dir.join(format!("build-{suffix}.tmp"));
-        let mut w = SnapshotWriter::create(&tmp).map_err(snap_io(&tmp))?;
+        let mut w = SnapshotWriter::create(path).map_err(snap_io(path))?;
         for (section, name) in [(Section::Cas, CF_CAS), (Section::Raw, CF_RAW), (Section::SmMeta, CF_SM_META)] {
             for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
                 let (k, v) = item?;
                 if section == Section::SmMeta && k.as_ref() == sm_meta::INSTALLING_KEY {
                     continue;
                 }
-                w.record(section, &k, &v).map_err(snap_io(&tmp))?;
+                w.record(section, &k, &v).map_err(snap_io(path))?;
             }
         }
-        w.finish().map_err(snap_io(&tmp))?;
-        let meta = SnapshotMeta { last_log_id, last_membership };
+        w.finish().map_err(snap_io(path))?;
+        Ok(SnapshotMeta { last_log_id, last_membership })
+    }
+
+    /// A fresh temp path in the snapshot dir (same filesystem as the DB).
+    pub fn temp_path(&self, what: &str) -> PathBuf {
+        self.dir.join(format!("{what}-{}.tmp", unique_suffix()))
+    }
+
+    /// Writes a snapshot of `db` as of now and makes it current. Blocking.
+    pub fn build(&self, db: &DB) -> Result<(SnapshotMeta, PathBuf), StoreError> {
+        let suffix = unique_suffix();
+        let tmp = self.dir.join(format!("build-{suffix}.tmp"));
+        let meta = Self::export(db, &tmp)?;
+        let index = meta.last_log_id.map_or(0, |id| id.index);
         let final_path = self.dir.join(format!("snap-{index}-{suffix}.snap"));
         fs::rename(&tmp, &final_path).map_err(snap_io(&tmp))?;
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,6 +1,9 @@
 //! `flaredb.v1.Admin`: cluster status and namespaces.
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
+
+use futures::Stream;
+use tokio::io::AsyncReadExt;
 
 use flaredb_proto::{
     raft as pb,
@@ -14,6 +17,10 @@ use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
 use super::ctx::{unexpected, Ctx};
+use crate::status;
+
+/// Deadline for operations that move a lot of data (catch-up, snapshots).
+const LONG_OP: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub struct AdminService {
     pub ctx: Arc<Ctx>,
@@ -28,6 +35,21 @@ fn mode_to_pb(m: ns::Mode) -> NamespaceMode {
 
 fn info_to_pb(i: &Info) -> NamespaceInfo {
     NamespaceInfo { name: i.name.clone(), id: i.id, mode: mode_to_pb(i.mode) as i32 }
+}
+
+/// Every member with the leader's view of its matched index.
+fn members(ctx: &Ctx) -> Vec<Member> {
+    let matched = ctx.node.matched_indexes();
+    ctx.node
+        .status()
+        .members
+        .into_iter()
+        .map(|(id, addr, voter)| Member { id, addr, voter, matched_index: matched.get(&id).copied().unwrap_or(0) })
+        .collect()
+}
+
+fn membership(ctx: &Ctx) -> Response<MembershipResponse> {
+    Response::new(MembershipResponse { members: members(ctx) })
 }
 
 fn role(s: ServerState) -> Role {
@@ -54,7 +76,7 @@ impl Admin for AdminService {
             term: s.term,
             last_log_index: s.last_log_index,
             applied_index: s.applied_index,
-            members: s.members.into_iter().map(|(id, addr, voter)| Member { id, addr, voter }).collect(),
+            members: members(&self.ctx),
         }))
     }
 
@@ -93,5 +115,103 @@ impl Admin for AdminService {
     ) -> Result<Response<ListNamespacesResponse>, Status> {
         let namespaces = self.ctx.node.namespaces().iter().map(info_to_pb).collect();
         Ok(Response::new(ListNamespacesResponse { namespaces }))
+    }
+
+    async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let ctx = &self.ctx;
+        if let Some(leader) = ctx.forward_target(&req) {
+            let timeout = if req.get_ref().wait { LONG_OP } else { ctx.timeout };
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, timeout, |ch, q| async move { AdminClient::new(ch).add_learner(q).await })
+                .await;
+        }
+        let r = req.into_inner();
+        ctx.node.add_learner(r.node_id, r.addr, r.wait).await.map_err(status::node_error)?;
+        Ok(membership(ctx))
+    }
+
+    async fn change_membership(
+        &self,
+        req: Request<ChangeMembershipRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        let ctx = &self.ctx;
+        if let Some(leader) = ctx.forward_target(&req) {
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, ctx.timeout, |ch, q| async move { AdminClient::new(ch).change_membership(q).await })
+                .await;
+        }
+        let voters = req.into_inner().voter_ids.into_iter().collect();
+        ctx.node.change_membership(voters).await.map_err(status::node_error)?;
+        Ok(membership(ctx))
+    }
+
+    async fn remove_node(&self, req: Request<RemoveNodeRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let ctx = &self.ctx;
+        let id = req.get_ref().node_id;
+        if id == ctx.node.id() && ctx.node.raft().is_leader() {
+            // Removing the leader: hand leadership over, then let the new leader remove us.
+            ctx.node.check_removal(id).map_err(status::node_error)?;
+            ctx.node.step_down(ctx.timeout).await.map_err(status::node_error)?;
+        }
+        if let Some(leader) = ctx.forward_target(&req) {
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, ctx.timeout, |ch, q| async move { AdminClient::new(ch).remove_node(q).await })
+                .await;
+        }
+        ctx.node.remove_node(id).await.map_err(status::node_error)?;
+        Ok(membership(ctx))
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<TransferLeaderRequest>,
+    ) -> Result<Response<TransferLeaderResponse>, Status> {
+        let ctx = &self.ctx;
+        if let Some(leader) = ctx.forward_target(&req) {
+            let msg = req.into_inner();
+            return ctx
+                .fwd
+                .call(leader, msg, ctx.timeout, |ch, q| async move { AdminClient::new(ch).transfer_leader(q).await })
+                .await;
+        }
+        let to = req.into_inner().to_node_id;
+        ctx.node.transfer_leader(to, ctx.timeout).await.map_err(status::node_error)?;
+        Ok(Response::new(TransferLeaderResponse { leader_id: to }))
+    }
+
+    async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotResponse>, Status> {
+        let index = self.ctx.node.snapshot_now(LONG_OP).await.map_err(status::node_error)?;
+        Ok(Response::new(SnapshotResponse { snapshot_index: index }))
+    }
+
+    type BackupStream = Pin<Box<dyn Stream<Item = Result<BackupChunk, Status>> + Send>>;
+
+    async fn backup(&self, _req: Request<BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        let (path, meta) = self.ctx.node.backup_file().await.map_err(status::node_error)?;
+        tracing::info!(index = meta.last_log_id.map_or(0, |l| l.index), "streaming a backup");
+        let file = tokio::fs::File::open(&path).await.map_err(|e| Status::internal(format!("backup file: {e}")))?;
+        // Unlinked now: the open handle keeps the data until the stream ends.
+        let _ = tokio::fs::remove_file(&path).await;
+        let chunks = futures::stream::try_unfold(file, |mut f| async move {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = f.read(&mut buf).await.map_err(|e| Status::internal(format!("reading backup: {e}")))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.truncate(n);
+            Ok(Some((BackupChunk { data: buf.into() }, f)))
+        });
+        Ok(Response::new(Box::pin(chunks)))
+    }
+
+    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let (applied_index, hash) = self.ctx.node.state_hash().await.map_err(status::node_error)?;
+        Ok(Response::new(HashResponse { applied_index, hash }))
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod ctx;
+pub mod faults;
 pub mod kv_cas;
 pub mod kv_raw;
 pub mod raft;

@@ -20,7 +20,7 @@ use crate::{
     data_dir::DataDir,
     error::{NodeError, OpenError},
     namespace::{Mode, NamespaceInfo, NamespaceRejection},
-    network::{ClusterId, Network},
+    network::{ClusterId, Faults, Network},
     read::{self, ScanPage},
     storage::{db, LogStore, SmShared, SnapshotDir, StateMachine},
     types::{FlareRequest, FlareResponse, NodeId, Raft},
@@ -39,6 +39,10 @@ pub struct NodeConfig {
     pub election_timeout_ms: u64,
     pub snapshot_logs_since_last: u64,
     pub max_logs_to_keep: u64,
+    /// Wait to be added by an existing cluster instead of bootstrapping.
+    pub join: bool,
+    /// Test-only: allow cutting Raft links (see `network::Faults`).
+    pub fault_injection: bool,
 }
 
 /// A node's view of the cluster, for `Admin/Status`.
@@ -64,6 +68,7 @@ pub struct FlareNode {
     snapshots: SnapshotDir,
     cluster: ClusterId,
     data_dir: Mutex<DataDir>,
+    faults: Option<Arc<Faults>>,
 }
 
 /// A stable id for the cluster formed from `members`: every node started with
@@ -103,12 +108,15 @@ impl FlareNode {
         .map_err(|e| OpenError::Raft(e.to_string()))?;
         let cluster = ClusterId::default();
         cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
-        let network = Network::new(cluster.clone());
+        let faults = cfg.fault_injection.then(|| Arc::new(Faults::default()));
+        let network = Network::new(cluster.clone(), faults.clone());
         let raft = Raft::new(cfg.id, Arc::new(raft_config), network, LogStore::new(db.clone()), sm)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| OpenError::Raft(e.to_string()))?;
-        if !initialized {
+        if !initialized && cfg.join {
+            tracing::info!("waiting to be added to a cluster (AddLearner on its leader)");
+        } else if !initialized {
             if data_dir.identity().cluster_id == 0 {
                 data_dir.set_cluster_id(cluster_id(&cfg.initial_cluster))?;
                 cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
@@ -127,7 +135,7 @@ impl FlareNode {
             }
         }
         let data_dir = Mutex::new(data_dir);
-        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, cluster, data_dir }))
+        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, cluster, data_dir, faults }))
     }
 
     /// Admits a Raft message from cluster `remote`: refuses another cluster's,
@@ -149,6 +157,16 @@ impl FlareNode {
         Ok(())
     }
 
+    /// The fault-injection hook, on nodes started for fault tests only.
+    pub fn faults(&self) -> Option<&Arc<Faults>> {
+        self.faults.as_ref()
+    }
+
+    /// A copy of openraft's current metrics.
+    pub fn metrics(&self) -> openraft::RaftMetrics<crate::TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -167,7 +185,7 @@ impl FlareNode {
 
     /// The leader this node knows of, with its address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let m = self.metrics();
         let id = m.current_leader?;
         let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())?;
         Some((id, addr))
@@ -238,7 +256,7 @@ impl FlareNode {
     }
 
     pub fn status(&self) -> NodeStatus {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let m = self.metrics();
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
         let members = membership.nodes().map(|(id, n)| (*id, n.addr.clone(), voters.contains(id))).collect();
@@ -271,3 +289,6 @@ impl FlareNode {
         }
     }
 }
+
+mod maintenance;
+mod membership;
