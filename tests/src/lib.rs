@@ -3,7 +3,9 @@
 //! Everything started here is killed and removed on drop.
 
 pub mod linearizability;
+pub mod fault_suite;
 mod process;
+pub mod workload;
 mod wait;
 
 pub use process::{server_bin, spawn_server, ServerProc};
