@@ -167,6 +167,15 @@ mod tests {
     }
 
     #[test]
+    fn membership_encoding_is_deterministic() {
+        // Replicas hash their state: the same membership must encode to the same bytes.
+        let first = membership_to_pb(&membership()).encode_to_vec();
+        for _ in 0..20 {
+            assert_eq!(membership_to_pb(&membership()).encode_to_vec(), first);
+        }
+    }
+
+    #[test]
     fn malformed_input_is_an_error_not_a_panic() {
         assert!(decode_entry(b"\xff\xff\xff").is_err());
         assert!(decode_entry(&pb::Entry::default().encode_to_vec()).is_err());

@@ -2,11 +2,11 @@
 //! each with its own temp data dir, that tests can kill, restart and query.
 //! Everything started here is killed and removed on drop.
 
-pub mod linearizability;
 pub mod fault_suite;
+pub mod lincheck;
 mod process;
-pub mod workload;
 mod wait;
+pub mod workload;
 
 pub use process::{server_bin, spawn_server, ServerProc};
 pub use wait::{wait_until, DEADLINE};

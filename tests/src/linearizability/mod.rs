@@ -1,1 +1,0 @@
-//! Linearizability checking of recorded histories (being written).

@@ -1,0 +1,163 @@
+//! The fault-suite workload: concurrent clients doing CompareAndSwap, Get and
+//! CompareAndDelete on a few keys (so contention is real), recording every
+//! operation's invocation and completion times and outcome.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use flaredb_client::{ClientConfig, ClientError, RdbClient};
+
+use crate::lincheck::{Op, OpKind, Outcome};
+
+/// A small seeded PRNG (xorshift64*): failures must be replayable from the seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// The seed for this run: `FLAREDB_SEED` to replay, else fresh.
+pub fn seed() -> u64 {
+    std::env::var("FLAREDB_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+/// Recorded history, shared by the client tasks.
+#[derive(Clone)]
+pub struct Recorder {
+    epoch: Instant,
+    ops: Arc<Mutex<Vec<Op>>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self { epoch: Instant::now(), ops: Arc::default() }
+    }
+}
+
+impl Recorder {
+    pub fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    pub fn push(&self, op: Op) {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).push(op);
+    }
+
+    pub fn history(&self) -> Vec<Op> {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs one operation through `client` and records it.
+    pub async fn run(&self, client: &RdbClient, id: usize, key: &str, kind: OpKind) -> Outcome {
+        let invoke = self.now();
+        let outcome = match &kind {
+            OpKind::Cas { expected, value } => match client.cas_put(key.to_string(), value.clone(), *expected).await {
+                Ok(o) => Outcome::Cas { success: o.success, current: o.current_version, new_version: o.new_version },
+                Err(e) => write_failure(e),
+            },
+            OpKind::Get => match client.cas_get(key.to_string()).await {
+                Ok(Some(v)) => Outcome::Get { found: true, value: v.value.to_vec(), version: v.version },
+                Ok(None) => Outcome::Get { found: false, value: Vec::new(), version: 0 },
+                Err(_) => Outcome::Failed,
+            },
+            OpKind::Delete { expected } => match client.cas_delete(key.to_string(), *expected).await {
+                Ok(o) => Outcome::Delete { success: o.success, current: o.current_version },
+                Err(e) => write_failure(e),
+            },
+        };
+        let complete = self.now();
+        self.push(Op { client: id, key: key.as_bytes().to_vec(), kind, invoke, complete, outcome: outcome.clone() });
+        outcome
+    }
+}
+
+/// A write that failed: certainly not applied, or unknown.
+fn write_failure(e: ClientError) -> Outcome {
+    match e {
+        ClientError::Indeterminate(_) => Outcome::Unknown,
+        // Every attempt was refused before being proposed (the client retries
+        // a conditional write only then), or the request was invalid.
+        _ => Outcome::Failed,
+    }
+}
+
+/// Client settings for fault tests: short attempts, bounded retries.
+pub fn fault_client(endpoints: Vec<String>) -> RdbClient {
+    let cfg = ClientConfig {
+        request_timeout: Duration::from_millis(1500),
+        retry_budget: Duration::from_secs(3),
+        ..ClientConfig::default()
+    };
+    RdbClient::with_config(endpoints, cfg).expect("client")
+}
+
+/// Runs `clients` workers against `keys` until `stop` is set.
+pub fn spawn_workers(
+    rec: &Recorder,
+    endpoints: Vec<String>,
+    namespace: &str,
+    keys: usize,
+    clients: usize,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|id| {
+            let (rec, stop) = (rec.clone(), stop.clone());
+            // Each worker prefers a different node, so forwarding is exercised too.
+            let mut eps = endpoints.clone();
+            let n = eps.len().max(1);
+            eps.rotate_left(id % n);
+            let client = fault_client(eps).namespace(namespace);
+            let mut rng = Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15));
+            tokio::spawn(async move {
+                let mut seen = vec![0u64; keys];
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = rng.below(keys as u64) as usize;
+                    let key = format!("k{k}");
+                    let kind = match rng.below(100) {
+                        0..=44 => OpKind::Get,
+                        45..=84 => {
+                            n += 1;
+                            // Mostly the version last seen, sometimes "absent" or stale.
+                            let expected = if rng.below(5) == 0 { 0 } else { seen[k] };
+                            OpKind::Cas { expected, value: format!("c{id}-{n}").into_bytes() }
+                        }
+                        _ => OpKind::Delete { expected: seen[k] },
+                    };
+                    match rec.run(&client, id, &key, kind).await {
+                        Outcome::Get { version, .. } => seen[k] = version,
+                        Outcome::Cas { success: true, new_version, .. } => seen[k] = new_version,
+                        Outcome::Delete { success: true, .. } => seen[k] = 0,
+                        Outcome::Cas { current, .. } | Outcome::Delete { current, .. } => seen[k] = current,
+                        Outcome::Unknown | Outcome::Failed => {}
+                    }
+                }
+            })
+        })
+        .collect()
+}
