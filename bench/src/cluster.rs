@@ -1,6 +1,8 @@
-//! Starts local flaredb-server processes for the benchmark.
+//! Starts local flaredb-server processes for the benchmark, and can kill,
+//! restart and add them (for the recovery figures).
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -10,12 +12,15 @@ use anyhow::{bail, Context};
 use flaredb_client::RdbClient;
 
 pub struct LocalCluster {
-    children: Vec<Child>,
-    addrs: Vec<String>,
-    _dir: tempfile::TempDir,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    spec: String,
+    pub addrs: BTreeMap<u64, String>,
+    children: BTreeMap<u64, Child>,
+    joined: BTreeMap<u64, String>,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -34,48 +39,90 @@ impl LocalCluster {
     pub async fn start(n: u64, server_bin: Option<PathBuf>) -> anyhow::Result<Self> {
         let bin = find_server(server_bin)?;
         let dir = tempfile::tempdir()?;
-        let addrs: Vec<String> =
-            (1..=n).map(|_| free_port().map(|p| format!("127.0.0.1:{p}"))).collect::<Result<_, _>>()?;
-        let spec = addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut children = Vec::new();
-        for (i, addr) in addrs.iter().enumerate() {
-            let id = (i + 1).to_string();
-            let data = dir.path().join(format!("n{id}"));
-            let child = Command::new(&bin)
-                .args(["--id", &id, "--listen", addr, "--initial-cluster", &spec])
-                .arg("--data-dir")
-                .arg(&data)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .with_context(|| format!("spawn {}", bin.display()))?;
-            children.push(child);
+        let mut addrs = BTreeMap::new();
+        for id in 1..=n {
+            addrs.insert(id, format!("127.0.0.1:{}", free_port()?));
         }
-        let c = Self { children, addrs, _dir: dir };
-        let client = RdbClient::connect(c.addrs.clone())?;
-        let start = Instant::now();
-        loop {
-            if let Ok(s) = client.status().await {
-                if s.leader_id != 0 {
-                    break;
-                }
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("no leader after 30s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let spec = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
+        let mut c = Self { bin, dir, spec, addrs, children: BTreeMap::new(), joined: BTreeMap::new() };
+        for id in 1..=n {
+            c.spawn(id)?;
         }
+        c.wait_leader(Duration::from_secs(30)).await?;
         Ok(c)
     }
 
+    /// Starts node `id` on its data dir (new or existing).
+    pub fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+        let addr = self.addrs[&id].clone();
+        let data = self.dir.path().join(format!("n{id}"));
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["--id", &id.to_string(), "--listen", &addr]).arg("--data-dir").arg(&data);
+        match self.joined.get(&id) {
+            Some(seed) => cmd.args(["--join", seed, "--initial-cluster", &format!("{id}={addr}")]),
+            None => cmd.args(["--initial-cluster", &self.spec]),
+        };
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawn {}", self.bin.display()))?;
+        self.children.insert(id, child);
+        Ok(())
+    }
+
+    /// Starts a new empty node that waits to be added.
+    pub fn spawn_joining(&mut self, id: u64) -> anyhow::Result<String> {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        let seed = self.addrs.values().next().cloned().unwrap_or_default();
+        self.addrs.insert(id, addr.clone());
+        self.joined.insert(id, seed);
+        self.spawn(id)?;
+        Ok(addr)
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.children.remove(&id) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     pub fn endpoints(&self) -> Vec<String> {
-        self.addrs.clone()
+        self.addrs.values().cloned().collect()
+    }
+
+    pub fn client_for(&self, id: u64) -> anyhow::Result<RdbClient> {
+        Ok(RdbClient::connect([self.addrs[&id].clone()])?)
+    }
+
+    /// The leader every running node agrees on.
+    pub async fn wait_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let start = Instant::now();
+        loop {
+            let mut leaders = Vec::new();
+            for id in self.children.keys() {
+                if let Ok(s) = self.client_for(*id)?.status().await {
+                    leaders.push(s.leader_id);
+                }
+            }
+            if leaders.len() == self.children.len()
+                && leaders.iter().all(|l| *l == leaders[0] && self.children.contains_key(l))
+            {
+                return Ok(leaders[0]);
+            }
+            if start.elapsed() > timeout {
+                bail!("no agreed leader after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for c in self.children.values_mut() {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -3,6 +3,7 @@
 //! (a cluster it starts, or given endpoints) and optionally etcd.
 
 mod cluster;
+mod recovery;
 mod target;
 mod workload;
 
@@ -39,11 +40,21 @@ struct Args {
     /// Workloads to run.
     #[arg(long, value_delimiter = ',', default_value = "cas-put,strong-get,raw-put,raw-get,prefix-scan")]
     workloads: Vec<Workload>,
+    /// Instead of the workloads: measure recovery (restart, learner catch-up,
+    /// failover) on a 3-node cluster holding this many keys.
+    #[arg(long)]
+    recovery_keys: Option<u64>,
+    /// Leader failovers to time in recovery mode.
+    #[arg(long, default_value_t = 20)]
+    failovers: u32,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(keys) = args.recovery_keys {
+        return recovery::run(keys, args.value_size, args.failovers, args.server_bin.clone()).await;
+    }
     let mut targets = Vec::new();
     let _cluster = if args.endpoints.is_empty() {
         let c = cluster::LocalCluster::start(args.nodes, args.server_bin.clone()).await?;

@@ -20,6 +20,7 @@ impl fmt::Display for FlareRequest {
             Some(Cmd::RawPut(c)) => write!(f, "raw_put(key_len={})", c.key.len()),
             Some(Cmd::RawDelete(c)) => write!(f, "raw_delete(key_len={})", c.key.len()),
             Some(Cmd::CreateNamespace(c)) => write!(f, "create_namespace({})", c.name),
+            Some(Cmd::RetireNode(r)) => write!(f, "retire_node({})", r.node_id),
             None => write!(f, "empty"),
         }
     }

@@ -97,10 +97,16 @@ impl Recorder {
 /// A write that failed: certainly not applied, or unknown.
 fn write_failure(e: ClientError) -> Outcome {
     match e {
-        ClientError::Indeterminate(_) => Outcome::Unknown,
+        // Sent, outcome not known; or a server-side failure after proposing.
+        ClientError::Indeterminate(_) | ClientError::Server { .. } => Outcome::Unknown,
         // Every attempt was refused before being proposed (the client retries
-        // a conditional write only then), or the request was invalid.
-        _ => Outcome::Failed,
+        // a conditional write only then), or the request was refused as invalid.
+        ClientError::Unavailable(_)
+        | ClientError::InvalidArgument(_)
+        | ClientError::NotFound(_)
+        | ClientError::FailedPrecondition(_)
+        | ClientError::ResourceExhausted(_)
+        | ClientError::InvalidEndpoint(_) => Outcome::Failed,
     }
 }
 

@@ -114,3 +114,35 @@ fn base64_matches_known_vectors() {
     assert_eq!(b64("key"), "a2V5");
     assert_eq!(b64("value"), "dmFsdWU=");
 }
+
+#[tokio::test]
+async fn grpcurl_drives_membership_and_maintenance() {
+    let mut c = Cluster::start(1).await;
+    let addr = c.addr(1);
+    let desc = call(&addr, None, &["describe", "flaredb.v1.Admin"]);
+    for m in ["AddLearner", "ChangeMembership", "RemoveNode", "TransferLeader", "Snapshot", "Backup", "Hash"] {
+        assert!(desc.contains(m), "{m} missing from:\n{desc}");
+    }
+    let new_addr = c.start_joining(2);
+    let add = call(
+        &addr,
+        Some(&format!(r#"{{"node_id":2,"addr":"{new_addr}","wait":true}}"#)),
+        &["flaredb.v1.Admin/AddLearner"],
+    );
+    assert!(add.contains(&new_addr), "{add}");
+    let change = call(&addr, Some(r#"{"voter_ids":[1,2]}"#), &["flaredb.v1.Admin/ChangeMembership"]);
+    assert_eq!(change.matches(r#""voter": true"#).count(), 2, "{change}");
+    let moved = call(&addr, Some(r#"{"to_node_id":2}"#), &["flaredb.v1.Admin/TransferLeader"]);
+    assert!(moved.contains(r#""leaderId": "2""#), "{moved}");
+    let snap = call(&new_addr, None, &["flaredb.v1.Admin/Snapshot"]);
+    assert!(snap.contains("snapshotIndex"), "{snap}");
+    let hash = call(&new_addr, None, &["flaredb.v1.Admin/Hash"]);
+    assert!(hash.contains("appliedIndex") && hash.contains("hash"), "{hash}");
+
+    let out = Command::new(grpcurl())
+        .args(["-plaintext", "-d", r#"{"voter_ids":[]}"#, &addr, "flaredb.v1.Admin/ChangeMembership"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("FailedPrecondition") && err.contains("at least one voter"), "{err}");
+}

@@ -89,6 +89,9 @@ async fn leadership_moves_and_a_removed_leader_hands_over_first() {
     }
     let st = c.client_for(new_leader).status().await.unwrap();
     assert_eq!((st.leader_id, st.term), (new_leader, term), "the removed node disturbed the cluster");
+    // Its id is retired: it cannot come back under the same id, even with a new data dir.
+    let e = c.client_for(new_leader).add_learner(target, "127.0.0.1:9", false).await.unwrap_err();
+    assert!(matches!(&e, ClientError::FailedPrecondition(m) if m.contains("never reused")), "{e}");
 }
 
 #[tokio::test]

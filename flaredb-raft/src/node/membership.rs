@@ -9,6 +9,8 @@ use openraft::{
     BasicNode, ChangeMembers,
 };
 
+use flaredb_proto::raft as pb;
+
 use super::FlareNode;
 use crate::{error::NodeError, types::NodeId};
 
@@ -38,6 +40,11 @@ impl FlareNode {
         }
         if addr.parse::<std::net::SocketAddr>().is_err() {
             return Err(NodeError::Invalid(format!("addr {addr:?} is not HOST:PORT")));
+        }
+        if self.shared.is_retired(id) {
+            return Err(NodeError::Precondition(format!(
+                "node id {id} was removed from this cluster; ids are never reused — start the new node with another id"
+            )));
         }
         let (_, nodes) = self.membership_sets();
         if let Some(existing) = nodes.get(&id) {
@@ -84,6 +91,10 @@ impl FlareNode {
     /// leadership away first when `id` is this leader (see `step_down`).
     pub async fn remove_node(&self, id: NodeId) -> Result<(), NodeError> {
         self.check_removal(id)?;
+        // Retire the id first: if the removal then fails, the id is still a
+        // member and refusing to re-add it costs nothing.
+        let retire = pb::command::Cmd::RetireNode(pb::RetireNode { node_id: id });
+        self.propose(pb::Command { cmd: Some(retire) }).await?;
         let (voters, _) = self.membership_sets();
         let change = if voters.contains(&id) {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))

@@ -27,11 +27,20 @@ pub struct ApplyBatch<'a> {
     cas_overlay: HashMap<Vec<u8>, Option<u64>>,
     /// Encoded raw key → staged presence.
     raw_overlay: HashMap<Vec<u8>, bool>,
+    /// Node ids retired by this batch.
+    pub retired: Vec<u64>,
 }
 
 impl<'a> ApplyBatch<'a> {
     pub fn new(db: &'a DB, registry: Registry) -> Self {
-        Self { db, batch: WriteBatch::default(), registry, cas_overlay: HashMap::new(), raw_overlay: HashMap::new() }
+        Self {
+            db,
+            batch: WriteBatch::default(),
+            registry,
+            cas_overlay: HashMap::new(),
+            raw_overlay: HashMap::new(),
+            retired: Vec::new(),
+        }
     }
 
     fn cas_version(&self, key: &[u8]) -> Result<u64, StoreError> {
@@ -125,6 +134,11 @@ impl<'a> ApplyBatch<'a> {
                     self.raw_overlay.insert(key, false);
                 }
                 Ok(FlareResponse::RawDelete { existed })
+            }
+            Cmd::RetireNode(r) => {
+                sm_meta::put_retired(self.db, &mut self.batch, r.node_id)?;
+                self.retired.push(r.node_id);
+                Ok(FlareResponse::None)
             }
             Cmd::CreateNamespace(c) => {
                 let mode = match pb::Mode::try_from(c.mode) {

@@ -19,6 +19,24 @@ pub const MEMBERSHIP_KEY: &[u8] = b"membership";
 /// Present while a snapshot install is under way (crash recovery redoes it).
 pub const INSTALLING_KEY: &[u8] = b"installing";
 const NS_PREFIX: &[u8] = b"ns/";
+const RETIRED_PREFIX: &[u8] = b"retired/";
+
+pub fn put_retired(db: &DB, batch: &mut WriteBatch, id: u64) -> Result<(), StoreError> {
+    batch.put_cf(cf(db, CF_SM_META)?, [RETIRED_PREFIX, &id.to_be_bytes()].concat(), []);
+    Ok(())
+}
+
+/// Node ids removed from the cluster; never to be reused.
+pub fn load_retired(db: &DB) -> Result<std::collections::BTreeSet<u64>, StoreError> {
+    let mut out = std::collections::BTreeSet::new();
+    for item in db.prefix_iterator_cf(cf(db, CF_SM_META)?, RETIRED_PREFIX) {
+        let (k, _) = item?;
+        let Some(id) = k.strip_prefix(RETIRED_PREFIX) else { break };
+        let id: [u8; 8] = id.try_into().map_err(|_| StoreError::corrupt("retired node id", "not 8 bytes"))?;
+        out.insert(u64::from_be_bytes(id));
+    }
+    Ok(out)
+}
 
 pub fn namespace_key(name: &str) -> Vec<u8> {
     [NS_PREFIX, name.as_bytes()].concat()

@@ -7,6 +7,7 @@
 //! purge) makes it durable; a crash before that replays it from the log.
 
 use std::{
+    collections::BTreeSet,
     io,
     sync::{Arc, RwLock},
 };
@@ -35,6 +36,8 @@ use crate::{
 #[derive(Debug)]
 pub struct SmShared {
     pub registry: RwLock<Registry>,
+    /// Node ids removed from the cluster (never reused).
+    pub retired: RwLock<BTreeSet<u64>>,
 }
 
 impl SmShared {
@@ -44,6 +47,14 @@ impl SmShared {
 
     fn set_registry(&self, r: Registry) {
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = r;
+    }
+
+    pub fn is_retired(&self, id: u64) -> bool {
+        self.retired.read().unwrap_or_else(|p| p.into_inner()).contains(&id)
+    }
+
+    fn set_retired(&self, ids: BTreeSet<u64>) {
+        *self.retired.write().unwrap_or_else(|p| p.into_inner()) = ids;
     }
 }
 
@@ -57,12 +68,13 @@ impl StateMachine {
     /// Opens the state machine, finishing an install a crash interrupted.
     pub async fn open(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StoreError> {
         let (d, s) = (db.clone(), snapshots.clone());
-        let registry = blocking(move || {
+        let (registry, retired) = blocking(move || {
             s.recover(&d)?;
-            sm_meta::load_registry(&d)
+            Ok((sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?))
         })
         .await?;
-        Ok(Self { db, snapshots, shared: Arc::new(SmShared { registry: RwLock::new(registry) }) })
+        let shared = SmShared { registry: RwLock::new(registry), retired: RwLock::new(retired) };
+        Ok(Self { db, snapshots, shared: Arc::new(shared) })
     }
 
     pub fn shared(&self) -> Arc<SmShared> {
@@ -94,7 +106,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let db = self.db.clone();
         let registry = self.shared.registry().clone();
-        let (registry, answers) = blocking(move || {
+        let (registry, retired, answers) = blocking(move || {
             let mut ab = ApplyBatch::new(&db, registry);
             let mut answers: Vec<(FlareResponse, Option<Responder>)> = Vec::with_capacity(batch.len());
             let mut last = None;
@@ -115,10 +127,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 sm_meta::put_last_applied(&db, &mut ab.batch, &last)?;
             }
             db.write(ab.batch)?;
-            Ok((ab.registry, answers))
+            Ok((ab.registry, ab.retired, answers))
         })
         .await?;
         self.shared.set_registry(registry);
+        if !retired.is_empty() {
+            self.shared.retired.write().unwrap_or_else(|p| p.into_inner()).extend(retired);
+        }
         for (resp, responder) in answers {
             if let Some(r) = responder {
                 r.send(resp);
@@ -133,12 +148,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
         let (db, dir, meta) = (self.db.clone(), self.snapshots.clone(), meta.clone());
-        let registry = blocking(move || {
+        let (registry, retired) = blocking(move || {
             dir.install(&db, &meta, &snapshot.path)?;
-            sm_meta::load_registry(&db)
+            Ok((sm_meta::load_registry(&db)?, sm_meta::load_retired(&db)?))
         })
         .await?;
         self.shared.set_registry(registry);
+        self.shared.set_retired(retired);
         Ok(())
     }
 

@@ -1,0 +1,172 @@
+//! `flaredb`: a command-line client for FlareDB (keys and values as text).
+
+use std::collections::BTreeSet;
+
+use clap::{Parser, Subcommand};
+use flaredb_client::{ClientError, NamespaceMode, RdbClient};
+
+#[derive(Parser)]
+#[command(name = "flaredb", version, about = "Command-line client for FlareDB")]
+struct Cli {
+    /// Comma-separated node addresses.
+    #[arg(long, short, env = "FLAREDB_ENDPOINTS", value_delimiter = ',', default_value = "127.0.0.1:2479")]
+    endpoints: Vec<String>,
+    /// Namespace ("" = default).
+    #[arg(long, short, default_value = "")]
+    namespace: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Linearizable read: prints version and value.
+    Get {
+        key: String,
+    },
+    /// Compare-and-swap: writes if the version is --expect (0 = must be absent).
+    Put {
+        key: String,
+        value: String,
+        #[arg(long, default_value_t = 0)]
+        expect: u64,
+    },
+    /// Compare-and-delete.
+    Delete {
+        key: String,
+        #[arg(long)]
+        expect: u64,
+    },
+    /// Every strong key with a prefix.
+    Scan {
+        prefix: String,
+    },
+    RawPut {
+        key: String,
+        value: String,
+    },
+    RawGet {
+        key: String,
+    },
+    RawDelete {
+        key: String,
+    },
+    RawScan {
+        prefix: String,
+    },
+    Status,
+    Namespaces,
+    CreateNamespace {
+        name: String,
+        #[arg(value_parser = ["strong", "eventual"])]
+        mode: String,
+    },
+    AddLearner {
+        id: u64,
+        addr: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Sets the voters, e.g. `change-membership 1,2,3`.
+    ChangeMembership {
+        #[arg(value_delimiter = ',')]
+        voters: Vec<u64>,
+    },
+    RemoveNode {
+        id: u64,
+    },
+    TransferLeader {
+        id: u64,
+    },
+    Snapshot,
+    Hash,
+    /// Streams a backup to FILE.
+    Backup {
+        file: std::path::PathBuf,
+    },
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+async fn run(cli: Cli) -> Result<(), ClientError> {
+    let mut config = flaredb_client::ClientConfig::default();
+    if let Some(ms) = std::env::var("FLAREDB_RETRY_BUDGET_MS").ok().and_then(|v| v.parse().ok()) {
+        config.retry_budget = std::time::Duration::from_millis(ms);
+    }
+    let client = RdbClient::with_config(cli.endpoints, config)?.namespace(cli.namespace);
+    match cli.cmd {
+        Cmd::Get { key } => match client.cas_get(key).await? {
+            Some(v) => println!("{}\t{}", v.version, text(&v.value)),
+            None => println!("(absent)"),
+        },
+        Cmd::Put { key, value, expect } => {
+            let o = client.cas_put(key, value, expect).await?;
+            if o.success {
+                println!("ok version {}", o.new_version);
+            } else {
+                println!("conflict: current version {}", o.current_version);
+                std::process::exit(3);
+            }
+        }
+        Cmd::Delete { key, expect } => {
+            let o = client.cas_delete(key, expect).await?;
+            println!("{} (version was {})", if o.success { "deleted" } else { "conflict" }, o.current_version);
+        }
+        Cmd::Scan { prefix } => {
+            for kv in client.scan_prefix(prefix).await? {
+                println!("{}\t{}\t{}", text(&kv.key), kv.version, text(&kv.value));
+            }
+        }
+        Cmd::RawPut { key, value } => client.raw_put(key, value).await?,
+        Cmd::RawGet { key } => println!("{}", client.raw_get(key).await?.map_or("(absent)".into(), |v| text(&v))),
+        Cmd::RawDelete { key } => println!("{}", if client.raw_delete(key).await? { "deleted" } else { "absent" }),
+        Cmd::RawScan { prefix } => {
+            for (k, v) in client.raw_scan_prefix(prefix).await? {
+                println!("{}\t{}", text(&k), text(&v));
+            }
+        }
+        Cmd::Status => println!("{:#?}", client.status().await?),
+        Cmd::Namespaces => {
+            for n in client.list_namespaces().await? {
+                println!("{}\t{}\t{:?}", n.name, n.id, NamespaceMode::try_from(n.mode).unwrap_or_default());
+            }
+        }
+        Cmd::CreateNamespace { name, mode } => {
+            let mode = if mode == "strong" { NamespaceMode::Strong } else { NamespaceMode::Eventual };
+            let n = client.create_namespace(&name, mode).await?;
+            println!("{} id {}", n.name, n.id);
+        }
+        Cmd::AddLearner { id, addr, wait } => println!("{:#?}", client.add_learner(id, &addr, wait).await?),
+        Cmd::ChangeMembership { voters } => {
+            println!("{:#?}", client.change_membership(voters.into_iter().collect::<BTreeSet<_>>()).await?)
+        }
+        Cmd::RemoveNode { id } => println!("{:#?}", client.remove_node(id).await?),
+        Cmd::TransferLeader { id } => client.transfer_leader(id).await?,
+        Cmd::Snapshot => println!("snapshot at index {}", client.snapshot().await?),
+        Cmd::Hash => {
+            let (applied, hash) = client.hash().await?;
+            println!("applied {applied} hash {hash:016x}");
+        }
+        Cmd::Backup { file } => {
+            let mut f = std::fs::File::create(&file)
+                .map_err(|e| ClientError::InvalidArgument(format!("{}: {e}", file.display())))?;
+            let n = client.backup(&mut f).await?;
+            f.sync_all().map_err(|e| ClientError::Unavailable(format!("{}: {e}", file.display())))?;
+            println!("wrote {n} bytes to {}", file.display());
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flaredb: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
