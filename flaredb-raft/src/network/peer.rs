@@ -43,6 +43,19 @@ impl PeerClient {
         Self { target, client, cluster, faults }
     }
 
+    /// A vote or (with `pre_vote`) a pre-vote probe: one RPC, a flag apart.
+    async fn send_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+        pre_vote: bool,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.check_link()?;
+        let req = self.request(rc::vote_req_to_pb(&rpc, pre_vote), option.hard_ttl());
+        let resp = self.client.clone().vote(req).await.map_err(rpc_error)?;
+        rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
     /// Fails like an unreachable peer when fault injection cuts the link.
     fn check_link(&self) -> Result<(), RPCError<TypeConfig>> {
         match &self.faults {
@@ -100,14 +113,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.check_link()?;
-        let resp = self
-            .client
-            .clone()
-            .vote(self.request(rc::vote_req_to_pb(&rpc, false), option.hard_ttl()))
-            .await
-            .map_err(rpc_error)?;
-        rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
+        self.send_vote(rpc, option, false).await
     }
 
     async fn pre_vote(
@@ -115,14 +121,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.check_link()?;
-        let resp = self
-            .client
-            .clone()
-            .vote(self.request(rc::vote_req_to_pb(&rpc, true), option.hard_ttl()))
-            .await
-            .map_err(rpc_error)?;
-        rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
+        self.send_vote(rpc, option, true).await
     }
 
     async fn full_snapshot(

@@ -92,13 +92,13 @@ impl Admin for AdminService {
             Ok(NamespaceMode::Eventual) => pb::Mode::Eventual,
             _ => return Err(Status::invalid_argument("mode must be STRONG or EVENTUAL")),
         };
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { AdminClient::new(ch).create_namespace(q).await })
-                .await;
-        }
+        let req = match ctx
+            .forward(req, ctx.timeout, |ch, q| async move { AdminClient::new(ch).create_namespace(q).await })
+            .await
+        {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let cmd =
             pb::command::Cmd::CreateNamespace(pb::CreateNamespace { name: req.into_inner().name, mode: mode as i32 });
         match ctx.propose(cmd).await? {
@@ -119,14 +119,12 @@ impl Admin for AdminService {
 
     async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
         let ctx = &self.ctx;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let timeout = if req.get_ref().wait { LONG_OP } else { ctx.timeout };
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, timeout, |ch, q| async move { AdminClient::new(ch).add_learner(q).await })
-                .await;
-        }
+        let timeout = if req.get_ref().wait { LONG_OP } else { ctx.timeout };
+        let req =
+            match ctx.forward(req, timeout, |ch, q| async move { AdminClient::new(ch).add_learner(q).await }).await {
+                Ok(forwarded) => return forwarded,
+                Err(req) => req,
+            };
         let r = req.into_inner();
         ctx.node.add_learner(r.node_id, r.addr, r.wait).await.map_err(status::node_error)?;
         Ok(membership(ctx))
@@ -137,13 +135,13 @@ impl Admin for AdminService {
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
         let ctx = &self.ctx;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { AdminClient::new(ch).change_membership(q).await })
-                .await;
-        }
+        let req = match ctx
+            .forward(req, ctx.timeout, |ch, q| async move { AdminClient::new(ch).change_membership(q).await })
+            .await
+        {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let voters = req.into_inner().voter_ids.into_iter().collect();
         ctx.node.change_membership(voters).await.map_err(status::node_error)?;
         Ok(membership(ctx))
@@ -157,12 +155,9 @@ impl Admin for AdminService {
             ctx.node.check_removal(id).map_err(status::node_error)?;
             ctx.node.step_down(ctx.timeout).await.map_err(status::node_error)?;
         }
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { AdminClient::new(ch).remove_node(q).await })
-                .await;
+        let forwarded = ctx.forward(req, ctx.timeout, |ch, q| async move { AdminClient::new(ch).remove_node(q).await });
+        if let Ok(answer) = forwarded.await {
+            return answer;
         }
         ctx.node.remove_node(id).await.map_err(status::node_error)?;
         Ok(membership(ctx))
@@ -173,13 +168,13 @@ impl Admin for AdminService {
         req: Request<TransferLeaderRequest>,
     ) -> Result<Response<TransferLeaderResponse>, Status> {
         let ctx = &self.ctx;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { AdminClient::new(ch).transfer_leader(q).await })
-                .await;
-        }
+        let req = match ctx
+            .forward(req, ctx.timeout, |ch, q| async move { AdminClient::new(ch).transfer_leader(q).await })
+            .await
+        {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let to = req.into_inner().to_node_id;
         ctx.node.transfer_leader(to, ctx.timeout).await.map_err(status::node_error)?;
         Ok(Response::new(TransferLeaderResponse { leader_id: to }))

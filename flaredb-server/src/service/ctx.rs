@@ -1,7 +1,7 @@
 //! What every service handler shares: the node, the limits, forwarding, and
 //! the helpers that keep handlers thin (validate, call the node, map).
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use flaredb_proto::raft as pb;
 use flaredb_raft::{
@@ -9,7 +9,7 @@ use flaredb_raft::{
     node::FlareNode,
     FlareResponse, NodeError,
 };
-use tonic::{Request, Status};
+use tonic::{transport::Channel, Request, Response, Status};
 
 use crate::{
     config::Limits,
@@ -32,6 +32,24 @@ impl Ctx {
             return None;
         }
         self.node.leader().filter(|(id, _)| *id != self.node.id())
+    }
+
+    /// Sends `req` on to the leader with `call` when this node should not
+    /// serve it; otherwise hands the request back.
+    pub async fn forward<M, R, F, Fut>(
+        &self,
+        req: Request<M>,
+        timeout: Duration,
+        call: F,
+    ) -> Result<Result<Response<R>, Status>, Request<M>>
+    where
+        F: FnOnce(Channel, Request<M>) -> Fut,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        match self.forward_target(&req) {
+            Some(leader) => Ok(self.fwd.call(leader, req.into_inner(), timeout, call).await),
+            None => Err(req),
+        }
     }
 
     pub fn target(&self, namespace: &str) -> Option<pb::Target> {

@@ -25,13 +25,13 @@ impl KvCas for KvCasService {
         validate::value(&ctx.limits, &r.value)?;
         validate::namespace(&r.namespace)?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
-                .await;
-        }
+        let req = match ctx
+            .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
+            .await
+        {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let r = req.into_inner();
         let cmd = pb::command::Cmd::CasPut(pb::CasPut {
             target: ctx.target(&r.namespace),
@@ -51,13 +51,10 @@ impl KvCas for KvCasService {
         let ctx = &self.ctx;
         validate::key(&ctx.limits, &req.get_ref().key)?;
         validate::namespace(&req.get_ref().namespace)?;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).get(q).await })
-                .await;
-        }
+        let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).get(q).await }).await {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let r = req.into_inner();
         ctx.linearize().await?;
         let Some(ns) = ctx.read_namespace(&r.namespace, Mode::Strong)? else {
@@ -74,13 +71,10 @@ impl KvCas for KvCasService {
         let r = req.get_ref();
         let limit = validate::scan(&ctx.limits, &r.start_key, &r.end_key, r.limit)?;
         validate::namespace(&r.namespace)?;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).scan(q).await })
-                .await;
-        }
+        let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).scan(q).await }).await {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let r = req.into_inner();
         ctx.linearize().await?;
         let Some(ns) = ctx.read_namespace(&r.namespace, Mode::Strong)? else {
@@ -104,13 +98,13 @@ impl KvCas for KvCasService {
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
-                .await;
-        }
+        let req = match ctx
+            .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
+            .await
+        {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let r = req.into_inner();
         let cmd = pb::command::Cmd::CasDelete(pb::CasDelete {
             target: ctx.target(&r.namespace),

@@ -26,13 +26,11 @@ impl KvRaw for KvRawService {
         validate::value(&ctx.limits, &r.value)?;
         validate::namespace(&r.namespace)?;
         ctx.precheck(&r.namespace, Mode::Eventual)?;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_put(q).await })
-                .await;
-        }
+        let req =
+            match ctx.forward(req, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_put(q).await }).await {
+                Ok(forwarded) => return forwarded,
+                Err(req) => req,
+            };
         let r = req.into_inner();
         let cmd = pb::command::Cmd::RawPut(pb::RawPut { target: ctx.target(&r.namespace), key: r.key, value: r.value });
         match ctx.propose(cmd).await? {
@@ -81,13 +79,13 @@ impl KvRaw for KvRawService {
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
         ctx.precheck(&r.namespace, Mode::Eventual)?;
-        if let Some(leader) = ctx.forward_target(&req) {
-            let msg = req.into_inner();
-            return ctx
-                .fwd
-                .call(leader, msg, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_delete(q).await })
-                .await;
-        }
+        let req = match ctx
+            .forward(req, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_delete(q).await })
+            .await
+        {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
         let r = req.into_inner();
         let cmd = pb::command::Cmd::RawDelete(pb::RawDelete { target: ctx.target(&r.namespace), key: r.key });
         match ctx.propose(cmd).await? {
