@@ -60,6 +60,18 @@ pub struct Cluster {
     joined: BTreeSet<u64>,
 }
 
+impl Drop for Cluster {
+    /// Kill every server before the temp dir goes: a live server would keep
+    /// writing into it and the removal would leave files behind.
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut p) = node.proc.take() {
+                p.kill();
+            }
+        }
+    }
+}
+
 /// A free loopback port (bound then released; the server binds it next).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
