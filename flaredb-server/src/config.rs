@@ -131,6 +131,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub initial_cluster: BTreeMap<u64, String>,
+    pub initial_cluster_explicit: bool,
     pub auto_create_namespaces: bool,
     pub log: String,
     pub limits: Limits,
@@ -163,7 +164,9 @@ impl Config {
         if let Some(j) = &flags.join {
             j.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid(format!("--join {j:?}: expected HOST:PORT")))?;
         }
-        let initial_cluster = match flags.initial_cluster.or(file.initial_cluster) {
+        let initial_spec = flags.initial_cluster.or(file.initial_cluster);
+        let initial_cluster_explicit = initial_spec.is_some();
+        let initial_cluster = match initial_spec {
             Some(spec) => {
                 let members = parse_initial_cluster(&spec)?;
                 if !members.contains_key(&id) {
@@ -193,6 +196,7 @@ impl Config {
             listen,
             data_dir: flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("flaredb-data")),
             initial_cluster,
+            initial_cluster_explicit,
             auto_create_namespaces: flags.auto_create_namespaces.or(file.auto_create_namespaces).unwrap_or(true),
             log: flags.log.or(file.log).unwrap_or_else(|| "warn".into()),
             limits,

@@ -47,6 +47,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Resu
         addr: cfg.listen.to_string(),
         data_dir: cfg.data_dir.clone(),
         initial_cluster: cfg.initial_cluster.clone(),
+        initial_cluster_explicit: cfg.initial_cluster_explicit,
         heartbeat_ms: cfg.heartbeat_ms,
         election_timeout_ms: cfg.election_timeout_ms,
         snapshot_logs_since_last: cfg.snapshot_logs_since_last,

@@ -17,15 +17,19 @@ async fn a_data_dir_from_another_cluster_is_refused() {
     ours.kill(victim);
     let mut other = other;
     other.kill(victim);
-    let foreign_dir = other.nodes[&victim].data_dir.clone();
-    ours.nodes.get_mut(&victim).unwrap().data_dir = foreign_dir;
-    ours.start_node(victim);
+    // Started without --initial-cluster (with it, the start itself is refused:
+    // see the next test), so only the peers can tell.
+    let foreign_dir = other.nodes[&victim].data_dir.display().to_string();
+    let log = ours.dir.path().join("foreign.log");
+    let _foreign = flaredb_tests::spawn_server(
+        &["--id", &victim.to_string(), "--listen", &ours.addr(victim), "--data-dir", &foreign_dir].map(String::from),
+        &log,
+    );
 
     // Our cluster keeps working on its remaining majority ...
     let kv = ours.client_for(leader).namespace("ours");
     assert!(kv.cas_put("k", "v", 0).await.unwrap().success);
     // ... and the foreign node says why it is refused.
-    let log = ours.nodes[&victim].proc.as_ref().unwrap().log.clone();
     wait_until("the refusal in the foreign node's log", DEADLINE, || async {
         let text = std::fs::read_to_string(&log).ok()?;
         text.contains("another cluster").then_some(())
@@ -34,6 +38,25 @@ async fn a_data_dir_from_another_cluster_is_refused() {
     // It never takes our data: its local state is still the other cluster's.
     let local = ours.client_for(victim).namespace("theirs");
     assert_eq!(local.raw_get("k").await.unwrap().as_deref(), Some(&b"foreign"[..]));
+}
+
+#[tokio::test]
+async fn starting_on_another_clusters_data_dir_fails_clearly() {
+    let mut a = Cluster::start(1).await;
+    a.kill(1);
+    let dir = a.nodes[&1].data_dir.display().to_string();
+    let addr = a.addr(1);
+    let other = format!("1={addr},2=127.0.0.1:1");
+    let out = std::process::Command::new(flaredb_tests::server_bin())
+        .args(["--id", "1", "--listen", &addr, "--data-dir", &dir, "--initial-cluster", &other])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to cluster") && err.contains("--initial-cluster"), "{err}");
+    // Without the flag (or with its own) the node starts as it is.
+    a.start_node(1);
+    a.wait_leader().await;
 }
 
 #[tokio::test]

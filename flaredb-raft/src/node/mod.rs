@@ -35,6 +35,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Members to bootstrap with when the data dir is new.
     pub initial_cluster: BTreeMap<NodeId, String>,
+    /// The operator gave `initial_cluster` explicitly: a data dir of another
+    /// cluster is then refused at start.
+    pub initial_cluster_explicit: bool,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_logs_since_last: u64,
@@ -97,7 +100,10 @@ impl FlareNode {
             cluster_name: "flaredb".into(),
             heartbeat_interval: cfg.heartbeat_ms,
             election_timeout_min: cfg.election_timeout_ms,
-            election_timeout_max: cfg.election_timeout_ms * 2,
+            // openraft's leader lease equals election_timeout_max, and voters refuse
+            // candidates until it lapses: a narrow window keeps the lease short
+            // and so the failover (two timeouts at worst) fast.
+            election_timeout_max: cfg.election_timeout_ms + cfg.election_timeout_ms / 4,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: cfg.max_logs_to_keep,
             max_payload_entries: 64,
@@ -114,6 +120,10 @@ impl FlareNode {
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| OpenError::Raft(e.to_string()))?;
+        let recorded = data_dir.identity().cluster_id;
+        if initialized && cfg.initial_cluster_explicit && !cfg.join && recorded != cluster_id(&cfg.initial_cluster) {
+            return Err(OpenError::ForeignCluster { found: recorded, wanted: cluster_id(&cfg.initial_cluster) });
+        }
         if !initialized && cfg.join {
             tracing::info!("waiting to be added to a cluster (AddLearner on its leader)");
         } else if !initialized {
