@@ -15,3 +15,6 @@ pub use state_machine::{SmShared, StateMachine};
 
 #[cfg(test)]
 mod conformance_test;
+
+#[cfg(test)]
+mod install_recovery_test;
