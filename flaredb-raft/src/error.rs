@@ -91,18 +91,3 @@ pub enum NodeError {
     #[error("fatal: {0}")]
     Fatal(String),
 }
-
-impl NodeError {
-    /// Whether the same request may be sent again (to this or another node).
-    /// Exhaustive on purpose: a new variant forces a decision.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            NodeError::NotLeader { .. } => true,
-            NodeError::Unavailable(_) => true,
-            NodeError::Rejected(_) => false,
-            NodeError::Invalid(_) => false,
-            NodeError::Precondition(_) => false,
-            NodeError::Fatal(_) => false,
-        }
-    }
-}

@@ -5,7 +5,6 @@ use std::{
     collections::BTreeMap,
     path::PathBuf,
     sync::{atomic::Ordering, Arc, Mutex},
-    time::Duration,
 };
 
 use flaredb_proto::raft as pb;
@@ -281,16 +280,6 @@ impl FlareNode {
             applied_index: m.last_applied.map_or(0, |id| id.index),
             members,
         }
-    }
-
-    /// Waits until some node is leader, or `timeout` passes.
-    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<NodeId> {
-        self.raft
-            .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "a leader is known")
-            .await
-            .ok()
-            .and_then(|m| m.current_leader)
     }
 
     pub async fn shutdown(&self) {
