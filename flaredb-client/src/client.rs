@@ -162,16 +162,7 @@ impl RdbClient {
         &self,
         prefix: impl Into<Bytes>,
     ) -> impl Stream<Item = Result<VersionedKv, ClientError>> + Send + 'static {
-        let prefix: Bytes = prefix.into();
-        let end = Bytes::from(prefix_end(&prefix));
-        let client = self.clone();
-        pages(prefix, move |start| {
-            let (client, end) = (client.clone(), end.clone());
-            async move {
-                let p = client.cas_scan(start, end, 0).await?;
-                Ok((p.entries, p.next_key))
-            }
-        })
+        prefix_pages(self.clone(), prefix.into(), |c, start, end| async move { c.cas_scan(start, end, 0).await })
     }
 
     // ---- KvRaw ----
@@ -212,18 +203,9 @@ impl RdbClient {
 
     /// Every raw key starting with `prefix`, paging transparently.
     pub async fn raw_scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<Vec<(Bytes, Bytes)>, ClientError> {
-        let prefix: Bytes = prefix.into();
-        let end = Bytes::from(prefix_end(&prefix));
-        let client = self.clone();
-        pages(prefix, move |start| {
-            let (client, end) = (client.clone(), end.clone());
-            async move {
-                let p = client.raw_scan(start, end, 0).await?;
-                Ok((p.entries, p.next_key))
-            }
-        })
-        .try_collect()
-        .await
+        prefix_pages(self.clone(), prefix.into(), |c, start, end| async move { c.raw_scan(start, end, 0).await })
+            .try_collect()
+            .await
     }
 
     /// Deletes a raw key; true if it existed.
@@ -235,17 +217,23 @@ impl RdbClient {
     }
 }
 
-/// Streams every entry of a paged scan starting at `start`.
-fn pages<T, F, Fut>(start: Bytes, fetch: F) -> impl Stream<Item = Result<T, ClientError>> + Send + 'static
+/// Streams every entry under `prefix`, fetching page after page with `fetch`
+/// (client, start, exclusive end) until a page has no `next_key`.
+fn prefix_pages<T, F, Fut>(
+    client: RdbClient,
+    prefix: Bytes,
+    fetch: F,
+) -> impl Stream<Item = Result<T, ClientError>> + Send + 'static
 where
     T: Send + 'static,
-    F: Fn(Bytes) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(Vec<T>, Option<Bytes>), ClientError>> + Send,
+    F: Fn(RdbClient, Bytes, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Page<T>, ClientError>> + Send,
 {
-    stream::try_unfold((Some(start), fetch), |(next, fetch)| async move {
+    let end = Bytes::from(prefix_end(&prefix));
+    stream::try_unfold((Some(prefix), client, end, fetch), |(next, client, end, fetch)| async move {
         let Some(start) = next else { return Ok(None) };
-        let (entries, next_key) = fetch(start).await?;
-        Ok(Some((stream::iter(entries.into_iter().map(Ok)), (next_key, fetch))))
+        let page = fetch(client.clone(), start, end.clone()).await?;
+        Ok(Some((stream::iter(page.entries.into_iter().map(Ok)), (page.next_key, client, end, fetch))))
     })
     .try_flatten()
 }
