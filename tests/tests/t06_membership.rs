@@ -163,4 +163,20 @@ async fn backup_restores_into_a_new_cluster_and_corrupt_backups_are_refused() {
     // New writes get versions above every restored one.
     let next = kv.cas_put("new", "x", 0).await.unwrap();
     assert!(next.new_version > *versions.iter().max().unwrap());
+
+    // The restored node grows into a cluster again: a learner joins and catches up.
+    let learner_addr = format!("127.0.0.1:{}", flaredb_tests::free_port());
+    let learner_dir = c.dir.path().join("restored-learner").display().to_string();
+    let _learner = spawn_server(
+        &["--id", "2", "--listen", &learner_addr, "--data-dir", &learner_dir, "--join", &addr].map(String::from),
+        &c.dir.path().join("restored-learner.log"),
+    );
+    client.add_learner(2, &learner_addr, true).await.unwrap();
+    let on2 = flaredb_client::RdbClient::with_config([learner_addr], flaredb_tests::test_client_config())
+        .unwrap()
+        .namespace("bk-raw");
+    wait_until("the learner of the restored cluster has the data", DEADLINE, || async {
+        on2.raw_get("r").await.ok()?.map(|_| ())
+    })
+    .await;
 }
