@@ -116,6 +116,7 @@ impl Conn {
         let start = Instant::now();
         let mut backoff = self.config.backoff_initial;
         let mut followed_hint = false;
+        let mut uncertain = false;
         loop {
             let addr = self.target();
             let channel = self.channel(&addr)?;
@@ -131,15 +132,24 @@ impl Conn {
                 Err(s) => s,
             };
             let hint = LeaderHint::from_metadata(status.metadata());
-            let not_applied = is_not_applied(status.metadata()) || is_connect_failure(&status);
+            let said_not_applied = is_not_applied(status.metadata());
+            let connect_failed = !said_not_applied && is_connect_failure(&status);
             match status.code() {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {}
+                // A server failure after the write was proposed: it may have applied.
+                Code::Internal if retry == Retry::OnlyIfNotApplied && !said_not_applied => {
+                    self.set_leader(None);
+                    return Err(ClientError::Indeterminate(format!("{} (from {addr})", status.message())));
+                }
                 _ => return Err(ClientError::from_status(&status)),
             }
-            if retry == Retry::OnlyIfNotApplied && !not_applied {
+            if retry == Retry::OnlyIfNotApplied && !said_not_applied && !connect_failed {
                 self.set_leader(None);
                 return Err(ClientError::Indeterminate(format!("{} (from {addr})", status.message())));
             }
+            // Retrying after a failed connect is safe (nothing was sent), but
+            // only the server's word makes "not applied" certain at the end.
+            uncertain |= connect_failed;
             let hinted = hint.map(|h| h.addr).filter(|a| *a != addr);
             // Follow a fresh hint at once, but never twice in a row (two nodes
             // pointing at each other during an election must not spin).
@@ -147,11 +157,14 @@ impl Conn {
             followed_hint = go_now;
             self.set_leader(hinted);
             if start.elapsed() + backoff > self.config.retry_budget {
-                return Err(ClientError::Unavailable(format!(
-                    "gave up after {:?}; last error from {addr}: {}",
-                    start.elapsed(),
-                    status.message()
-                )));
+                let why = format!("gave up after {:?}; last error from {addr}: {}", start.elapsed(), status.message());
+                return Err(if retry == Retry::OnlyIfNotApplied && uncertain {
+                    ClientError::Indeterminate(format!(
+                        "{why}; a connection failed, so whether it applied is not known"
+                    ))
+                } else {
+                    ClientError::Unavailable(why)
+                });
             }
             if !go_now {
                 tokio::time::sleep(jitter(backoff)).await;

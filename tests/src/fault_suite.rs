@@ -6,7 +6,7 @@
 use std::{
     collections::BTreeSet,
     sync::{atomic::AtomicBool, Arc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -35,10 +35,16 @@ fn rounds() -> u32 {
 }
 
 fn fault_secs() -> u64 {
-    std::env::var("FLAREDB_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2)
+    std::env::var("FLAREDB_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3)
 }
 
-const KEYS: usize = 3;
+const KEYS: usize = 5;
+const CLIENTS: usize = 8;
+/// A schedule's workload runs at least this long and this many operations
+/// (whichever comes later, up to `MAX_RUN`), so every history means something.
+const MIN_RUN: Duration = Duration::from_secs(6);
+const MIN_OPS: usize = 3_000;
+const MAX_RUN: Duration = Duration::from_secs(40);
 
 /// Runs `schedule` on `nodes` nodes and checks everything; panics with the
 /// seed and the offending history excerpt on failure.
@@ -54,8 +60,8 @@ pub async fn run(schedule: Schedule, nodes: u64) {
     let mut c = Cluster::start_with(nodes, opts).await;
     let rec = Recorder::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = if nodes >= 5 { 6 } else { 4 };
-    let workers = spawn_workers(&rec, c.endpoints(), "fault", KEYS, clients, seed, stop.clone());
+    let started = Instant::now();
+    let workers = spawn_workers(&rec, c.endpoints(), "fault", KEYS, CLIENTS, seed, stop.clone());
 
     for _ in 0..rounds() {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -63,25 +69,28 @@ pub async fn run(schedule: Schedule, nodes: u64) {
         heal_all(&mut c).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    while (started.elapsed() < MIN_RUN || rec.len() < MIN_OPS) && started.elapsed() < MAX_RUN {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {
         w.await.expect("worker");
     }
+    let run_time = started.elapsed();
 
-    // Final reads after healing: every acknowledged write must still be there.
-    let reader = fault_client(c.endpoints()).namespace("fault");
-    for k in 0..KEYS {
-        rec.run(&reader, usize::MAX, &format!("k{k}"), OpKind::Get).await;
-    }
+    final_reads(&c, &rec, seed).await;
     let history = rec.history();
     let count = |f: fn(&Outcome) -> bool| history.iter().filter(|o| f(&o.outcome)).count();
     eprintln!(
-        "fault suite: {schedule:?}: {} ops, {} successful writes, {} unknown, {} failed",
+        "fault suite: {schedule:?}: {} ops in {run_time:.1?}, {} successful writes, {} unknown, {} failed",
         history.len(),
         count(|o| matches!(o, Outcome::Cas { success: true, .. } | Outcome::Delete { success: true, .. })),
-        count(|o| *o == Outcome::Unknown),
+        count(Outcome::is_unknown),
         count(|o| *o == Outcome::Failed),
     );
+    for (why, n) in unknown_reasons(&history) {
+        eprintln!("fault suite: {schedule:?}: {n} unknown: {why}");
+    }
     match check(&history) {
         Ok(stats) => eprintln!("fault suite: {schedule:?} seed={seed}: linearizable ({stats:?})"),
         Err(v) => panic!("fault suite: {schedule:?} seed={seed}: NOT linearizable\n{v}"),
@@ -90,6 +99,41 @@ pub async fn run(schedule: Schedule, nodes: u64) {
         history.iter().filter(|o| matches!(o.outcome, crate::lincheck::Outcome::Cas { success: true, .. })).count();
     assert!(completed > 0, "seed={seed}: no write succeeded at all; the schedule left no working cluster");
     converged(&c, seed).await;
+}
+
+/// After healing, one read per key: every acknowledged write must still be
+/// there. A read that fails fails the suite (else "no lost write" would be
+/// vacuous for that key).
+async fn final_reads(c: &Cluster, rec: &Recorder, seed: u64) {
+    let reader = fault_client(c.endpoints()).namespace("fault");
+    for k in 0..KEYS {
+        let key = format!("k{k}");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match rec.run(&reader, usize::MAX, &key, OpKind::Get).await {
+                Outcome::Get { .. } => break,
+                other if Instant::now() > deadline => {
+                    panic!("seed={seed}: the final read of {key} failed after healing: {other:?}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
+/// Why outcomes were unknown, grouped by the error text without addresses
+/// and numbers, most frequent first.
+fn unknown_reasons(history: &[crate::lincheck::Op]) -> Vec<(String, usize)> {
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for op in history {
+        if let Outcome::Unknown(why) = &op.outcome {
+            let general: String = why.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
+            *by.entry(general).or_default() += 1;
+        }
+    }
+    let mut v: Vec<(String, usize)> = by.into_iter().collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
+    v
 }
 
 /// Every node running, resumed, fully connected.

@@ -3,6 +3,7 @@
 //! Everything started here is killed and removed on drop.
 
 pub mod fault_suite;
+pub mod kv_suite;
 pub mod lincheck;
 mod process;
 mod wait;

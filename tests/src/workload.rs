@@ -66,6 +66,15 @@ impl Recorder {
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).push(op);
     }
 
+    /// Operations recorded so far.
+    pub fn len(&self) -> usize {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn history(&self) -> Vec<Op> {
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -94,13 +103,15 @@ impl Recorder {
     }
 }
 
-/// A write that failed: certainly not applied, or unknown.
+/// A write that failed: certainly not applied, or unknown (and why).
 fn write_failure(e: ClientError) -> Outcome {
     match e {
         // Sent, outcome not known; or a server-side failure after proposing.
-        ClientError::Indeterminate(_) | ClientError::Server { .. } => Outcome::Unknown,
-        // Every attempt was refused before being proposed (the client retries
-        // a conditional write only then), or the request was refused as invalid.
+        ClientError::Indeterminate(_) | ClientError::Server { .. } => Outcome::Unknown(e.to_string()),
+        // Every attempt was refused by a server that said it did not apply it
+        // (the client returns Unavailable for a conditional write only then;
+        // a connection failure makes it Indeterminate), or the request was
+        // refused as invalid before being proposed.
         ClientError::Unavailable(_)
         | ClientError::InvalidArgument(_)
         | ClientError::NotFound(_)
@@ -160,7 +171,7 @@ pub fn spawn_workers(
                         Outcome::Cas { success: true, new_version, .. } => seen[k] = new_version,
                         Outcome::Delete { success: true, .. } => seen[k] = 0,
                         Outcome::Cas { current, .. } | Outcome::Delete { current, .. } => seen[k] = current,
-                        Outcome::Unknown | Outcome::Failed => {}
+                        Outcome::Unknown(_) | Outcome::Failed => {}
                     }
                 }
             })

@@ -2,13 +2,15 @@
 //! with the Wing–Gong search and Lowe's memoisation (as Porcupine and Knossos
 //! do), modelling each key as a versioned register.
 //!
-//! Operations that timed out (`Outcome::Unknown`) return at +infinity and may
-//! or may not have taken effect.
+//! Operations whose outcome is not known (`Outcome::Unknown`) return at
+//! +infinity and may or may not have taken effect; what they may have done is
+//! bounded by what the service guarantees of versions (`model`, `versions`).
 
 mod model;
 mod search;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 use std::{collections::BTreeMap, fmt};
 
@@ -31,10 +33,16 @@ pub enum Outcome {
         success: bool,
         current: u64,
     },
-    /// Timed out or lost: may or may not have taken effect.
-    Unknown,
-    /// Certainly had no effect (refused before being proposed, or a failed read).
+    /// May or may not have taken effect; the text says why it is not known.
+    Unknown(String),
+    /// Certainly had no effect (the server said it was not applied, or a failed read).
     Failed,
+}
+
+impl Outcome {
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Outcome::Unknown(_))
+    }
 }
 
 /// One recorded operation; times are nanoseconds since the run's epoch.
@@ -102,14 +110,16 @@ fn excerpt(ops: &[Op], culprit: Option<usize>) -> String {
 /// Checks the whole history; the first violation found is returned.
 pub fn check(history: &[Op]) -> Result<CheckStats, Violation> {
     let ops: Vec<Op> = history.iter().filter(|o| o.outcome != Outcome::Failed).cloned().collect();
-    model::check_versions(&ops)?;
+    let bounds = versions::Bounds::new(&ops);
+    let mentions = versions::Mentions::new(&ops);
+    versions::check_versions(&ops, &bounds)?;
     let mut by_key: BTreeMap<Vec<u8>, Vec<Op>> = BTreeMap::new();
     for op in ops {
         by_key.entry(op.key.clone()).or_default().push(op);
     }
     let mut stats = CheckStats { keys: by_key.len(), ..CheckStats::default() };
     for (key, ops) in by_key {
-        let prepared = model::prepare(&key, ops)?;
+        let prepared = model::prepare(&key, ops, &bounds, &mentions)?;
         stats.ops += prepared.ops.len();
         match search::linearize(&prepared) {
             Ok(states) => stats.max_states = stats.max_states.max(states),

@@ -1,9 +1,19 @@
 //! The versioned-register model: what each operation requires of the state
 //! and what it leaves behind, and the preparation of a key's history.
+//!
+//! What the real service guarantees, and the model therefore assumes: a
+//! write's version is the index of its Raft log entry, so versions are unique
+//! across all keys, every write on a key gets a larger version than every
+//! earlier write on it (even across delete and re-create), and a write invoked
+//! after some op completed gets a larger version than any version that op saw.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use super::{excerpt, Op, Outcome, Violation};
+use super::{
+    excerpt,
+    versions::{Bounds, Mentions},
+    Op, Outcome, Violation,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
@@ -19,11 +29,22 @@ pub enum OpKind {
     },
 }
 
-/// (version, value id); version 0 = absent. A version at or above `WILD`
-/// belongs to an Unknown write nobody read: its real version is not known
-/// (`WILD + op index` keeps different such writes apart).
-pub type State = (u64, u32);
-pub const ABSENT: State = (0, 0);
+/// A key's state during the search.
+///
+/// `ver` is the current version (0 = absent) and `val` the interned value.
+/// `floor` is the largest version written on the key so far: the next write's
+/// version must exceed it. A `ver` at or above `WILD` belongs to an Unknown
+/// write nobody read (`WILD + op index`): its real version is some `x >
+/// floor` that no other write owns, fixed ("bound") by the first op that
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct State {
+    pub ver: u64,
+    pub val: u32,
+    pub floor: u64,
+}
+
+pub const ABSENT: State = State { ver: 0, val: 0, floor: 0 };
 const WILD: u64 = 1 << 63;
 
 fn is_wild(v: u64) -> bool {
@@ -34,16 +55,14 @@ fn is_wild(v: u64) -> bool {
 pub struct Prepared {
     pub ops: Vec<Op>,
     /// Interned value id per op (0 when the op carries no value).
-    pub value_ids: Vec<u32>,
-    /// For Unknown CAS ops: the version a read showed their value at, or a
-    /// wild version when no read did.
-    pub assigned: Vec<u64>,
-    /// Versions produced by known writes or read by Gets; any other version an
-    /// op names can only come from an Unknown write.
-    explained: HashSet<u64>,
-    /// Failed CAS/Delete whose reported `current` no known write explains:
-    /// only `version != expected` is checked for them.
-    pub relaxed: Vec<bool>,
+    value_ids: Vec<u32>,
+    /// For Unknown CAS ops: the version a read showed their value at, if any.
+    assigned: Vec<Option<u64>>,
+    /// Per op: a version it may produce must exceed this (see `Bounds`).
+    lower: Vec<u64>,
+    /// Versions an unread Unknown write of this key cannot have: those of
+    /// known writes, those reads saw, and every version seen on another key.
+    taken: HashSet<u64>,
 }
 
 /// Interns values; `Get` outcomes and CAS values share ids.
@@ -58,10 +77,8 @@ impl Values {
 }
 
 /// Values are unique per write, so a read of a value names the write that
-/// produced it: that is how an Unknown write's version is learnt. An Unknown
-/// write nobody read gets a wild version, which matches any version no known
-/// write explains (a later CAS may still name it as its expected version).
-pub fn prepare(key: &[u8], ops: Vec<Op>) -> Result<Prepared, Violation> {
+/// produced it: that is how an Unknown write's version is learnt.
+pub fn prepare(key: &[u8], ops: Vec<Op>, bounds: &Bounds, mentions: &Mentions) -> Result<Prepared, Violation> {
     let mut observed: HashMap<Vec<u8>, u64> = HashMap::new();
     for op in &ops {
         if let Outcome::Get { found: true, value, version } = &op.outcome {
@@ -79,35 +96,24 @@ pub fn prepare(key: &[u8], ops: Vec<Op>) -> Result<Prepared, Violation> {
             }
         }
     }
-    let keep: Vec<bool> =
-        ops.iter().map(|op| !matches!((&op.kind, &op.outcome), (OpKind::Get, Outcome::Unknown))).collect();
-    let ops: Vec<Op> = ops.into_iter().zip(keep).filter(|(_, k)| *k).map(|(o, _)| o).collect();
-    let mut explained: HashSet<u64> = HashSet::from([0]);
-    let mut assigned = vec![0; ops.len()];
+    // A read that timed out constrains nothing.
+    let ops: Vec<Op> = ops.into_iter().filter(|op| !(op.kind == OpKind::Get && op.outcome.is_unknown())).collect();
+    let mut taken = mentions.on_other_keys(key);
+    taken.insert(0);
+    let mut assigned = vec![None; ops.len()];
     for (i, op) in ops.iter().enumerate() {
         match (&op.kind, &op.outcome) {
             (_, Outcome::Cas { success: true, new_version, .. }) => {
-                explained.insert(*new_version);
+                taken.insert(*new_version);
             }
-            (OpKind::Cas { value, .. }, Outcome::Unknown) => match observed.get(value.as_slice()) {
-                Some(v) => {
-                    assigned[i] = *v;
-                    explained.insert(*v);
-                }
-                None => assigned[i] = WILD + i as u64,
-            },
+            (_, Outcome::Get { found: true, version, .. }) => {
+                taken.insert(*version);
+            }
+            (OpKind::Cas { value, .. }, Outcome::Unknown(_)) => assigned[i] = observed.get(value.as_slice()).copied(),
             _ => {}
         }
     }
-    let relaxed = ops
-        .iter()
-        .map(|op| match op.outcome {
-            Outcome::Cas { success: false, current, .. } | Outcome::Delete { success: false, current } => {
-                !explained.contains(&current)
-            }
-            _ => false,
-        })
-        .collect();
+    let lower = ops.iter().map(|op| bounds.before(op.invoke)).collect();
     let mut values = Values::default();
     let value_ids = ops
         .iter()
@@ -117,104 +123,57 @@ pub fn prepare(key: &[u8], ops: Vec<Op>) -> Result<Prepared, Violation> {
             _ => 0,
         })
         .collect();
-    Ok(Prepared { ops, value_ids, assigned, explained, relaxed })
+    Ok(Prepared { ops, value_ids, assigned, lower, taken })
 }
 
 /// The state after op `i` is linearized at `s`, or None if it cannot be.
 pub fn step(p: &Prepared, i: usize, s: State) -> Option<State> {
-    if is_wild(s.0) {
-        return step_wild(p, i, s);
+    if is_wild(s.ver) {
+        // The op requires one version of the state; bind the wild write to it
+        // if that version could be the wild write's, then step from there.
+        let x = named_version(&p.ops[i])?;
+        let free = x != 0 && !is_wild(x) && x > s.floor && !p.taken.contains(&x);
+        return if free { step(p, i, State { ver: x, val: s.val, floor: x }) } else { None };
     }
     let op = &p.ops[i];
-    let (version, value) = s;
-    let current_ok = |current: u64| p.relaxed[i] || current == version;
+    let State { ver, val, floor } = s;
+    let written = |v: u64| State { ver: v, val: p.value_ids[i], floor: v };
+    let deleted = State { ver: 0, val: 0, floor };
     match (&op.kind, &op.outcome) {
         (OpKind::Cas { expected, .. }, Outcome::Cas { success: true, current, new_version }) => {
-            (version == *expected && *current == *expected && *new_version > version)
-                .then_some((*new_version, p.value_ids[i]))
+            (ver == *expected && *current == ver && *new_version > floor).then(|| written(*new_version))
         }
         (OpKind::Cas { expected, .. }, Outcome::Cas { success: false, current, .. }) => {
-            (version != *expected && current_ok(*current)).then_some(s)
+            (ver != *expected && *current == ver).then_some(s)
         }
-        (OpKind::Get, Outcome::Get { found, version: v, .. }) => {
-            let matches = if *found { version != 0 && *v == version && p.value_ids[i] == value } else { version == 0 };
-            matches.then_some(s)
+        (OpKind::Get, Outcome::Get { found: true, version, .. }) => {
+            (ver != 0 && *version == ver && p.value_ids[i] == val).then_some(s)
         }
+        (OpKind::Get, Outcome::Get { found: false, .. }) => (ver == 0).then_some(s),
         (OpKind::Delete { expected }, Outcome::Delete { success: true, current }) => {
-            (version != 0 && version == *expected && *current == *expected).then_some(ABSENT)
+            (ver != 0 && ver == *expected && *current == ver).then_some(deleted)
         }
         (OpKind::Delete { expected }, Outcome::Delete { success: false, current }) => {
-            ((version == 0 || version != *expected) && current_ok(*current)).then_some(s)
+            ((ver == 0 || ver != *expected) && *current == ver).then_some(s)
         }
-        (OpKind::Cas { expected, .. }, Outcome::Unknown) => (version == *expected
-            && (is_wild(p.assigned[i]) || p.assigned[i] > version))
-            .then_some((p.assigned[i], p.value_ids[i])),
-        (OpKind::Delete { expected }, Outcome::Unknown) => (version != 0 && version == *expected).then_some(ABSENT),
-        // A kind answered by another kind's outcome: never linearizable.
+        (OpKind::Cas { expected, .. }, Outcome::Unknown(_)) if ver == *expected => match p.assigned[i] {
+            Some(v) => (v > floor && v > p.lower[i]).then(|| written(v)),
+            None => Some(State { ver: WILD + i as u64, val: p.value_ids[i], floor: floor.max(p.lower[i]) }),
+        },
+        (OpKind::Delete { expected }, Outcome::Unknown(_)) => (ver != 0 && ver == *expected).then_some(deleted),
+        // A precondition that does not hold, or a kind answered by another
+        // kind's outcome: never linearizable.
         _ => None,
     }
 }
 
-/// Steps from a state whose version is wild: it equals any version `x` no
-/// known write explains, and naming it binds it (the state becomes `x`).
-fn step_wild(p: &Prepared, i: usize, s: State) -> Option<State> {
-    let op = &p.ops[i];
-    let free = |x: u64| x != 0 && !p.explained.contains(&x);
+/// The version the state must have for `op` to take effect as recorded.
+fn named_version(op: &Op) -> Option<u64> {
     match (&op.kind, &op.outcome) {
-        (OpKind::Cas { expected, .. }, Outcome::Cas { success: true, current, new_version }) => {
-            (free(*expected) && current == expected).then_some((*new_version, p.value_ids[i]))
-        }
-        (OpKind::Cas { expected, .. } | OpKind::Delete { expected }, Outcome::Cas { success: false, current, .. })
-        | (OpKind::Cas { expected, .. } | OpKind::Delete { expected }, Outcome::Delete { success: false, current }) => {
-            (free(*current) && current != expected).then_some((*current, s.1))
-        }
-        (OpKind::Delete { expected }, Outcome::Delete { success: true, current }) => {
-            (free(*expected) && current == expected).then_some(ABSENT)
-        }
-        (OpKind::Cas { expected, .. }, Outcome::Unknown) => free(*expected).then_some((p.assigned[i], p.value_ids[i])),
-        (OpKind::Delete { expected }, Outcome::Unknown) => free(*expected).then_some(ABSENT),
-        // Nobody read a wild write's value, so no Get can match it.
+        (OpKind::Cas { expected, .. }, Outcome::Cas { success: true, .. } | Outcome::Unknown(_))
+        | (OpKind::Delete { expected }, Outcome::Unknown(_)) => Some(*expected),
+        (_, Outcome::Cas { current, .. } | Outcome::Delete { current, .. }) => Some(*current),
+        (_, Outcome::Get { found: true, version, .. }) => Some(*version),
         _ => None,
     }
-}
-
-/// Outside the search: every successful write's version is unique across all
-/// keys, and a key's versions increase in real time.
-pub fn check_versions(ops: &[Op]) -> Result<(), Violation> {
-    let mut owner: HashMap<u64, &Op> = HashMap::new();
-    let mut per_key: BTreeMap<&[u8], Vec<&Op>> = BTreeMap::new();
-    for op in ops {
-        if let Outcome::Cas { success: true, new_version, .. } = op.outcome {
-            if let Some(other) = owner.insert(new_version, op) {
-                let both = [other.clone(), op.clone()];
-                return Err(Violation {
-                    key: op.key.clone(),
-                    reason: format!("version {new_version} was returned by two writes"),
-                    excerpt: excerpt(&both, None),
-                });
-            }
-            per_key.entry(&op.key).or_default().push(op);
-        }
-    }
-    for (key, mut writes) in per_key {
-        writes.sort_by_key(|o| o.invoke);
-        for (i, b) in writes.iter().enumerate() {
-            for a in &writes[..i] {
-                let (Outcome::Cas { new_version: va, .. }, Outcome::Cas { new_version: vb, .. }) =
-                    (&a.outcome, &b.outcome)
-                else {
-                    continue;
-                };
-                if a.complete < b.invoke && va >= vb {
-                    let pair = [(*a).clone(), (*b).clone()];
-                    return Err(Violation {
-                        key: key.to_vec(),
-                        reason: format!("versions went backwards: {va} then {vb}"),
-                        excerpt: excerpt(&pair, None),
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
 }

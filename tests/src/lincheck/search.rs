@@ -8,10 +8,7 @@
 
 use std::collections::HashSet;
 
-use super::{
-    model::{step, Prepared, State, ABSENT},
-    Outcome,
-};
+use super::model::{step, Prepared, State, ABSENT};
 
 /// Explored states before giving up; callers keep histories small.
 const STATE_LIMIT: usize = 3_000_000;
@@ -52,7 +49,7 @@ pub fn linearize(p: &Prepared) -> Result<usize, Failure> {
     // (time, is_return, op); calls sort before returns at the same instant.
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
     for (i, op) in p.ops.iter().enumerate() {
-        let ret = if op.outcome == Outcome::Unknown { u64::MAX } else { op.complete };
+        let ret = if op.outcome.is_unknown() { u64::MAX } else { op.complete };
         events.push((op.invoke, false, i));
         events.push((ret, true, i));
     }
@@ -69,7 +66,7 @@ pub fn linearize(p: &Prepared) -> Result<usize, Failure> {
             return_node[e.2] = k + 1;
         }
     }
-    let known = p.ops.iter().filter(|o| o.outcome != Outcome::Unknown).count();
+    let known = p.ops.iter().filter(|o| !o.outcome.is_unknown()).count();
     let words = n.div_ceil(64).max(1);
     let mut linearized = vec![0u64; words];
     let mut done_known = 0;
@@ -93,7 +90,7 @@ pub fn linearize(p: &Prepared) -> Result<usize, Failure> {
                 if cache.insert((linearized.clone(), next_state)) {
                     stack.push((cur, state));
                     state = next_state;
-                    if p.ops[op].outcome != Outcome::Unknown {
+                    if !p.ops[op].outcome.is_unknown() {
                         done_known += 1;
                     }
                     list.remove(cur);
@@ -115,7 +112,7 @@ pub fn linearize(p: &Prepared) -> Result<usize, Failure> {
         };
         let op = events[call - 1].2;
         linearized[op / 64] &= !(1 << (op % 64));
-        if p.ops[op].outcome != Outcome::Unknown {
+        if !p.ops[op].outcome.is_unknown() {
             done_known -= 1;
         }
         state = prev_state;

@@ -20,6 +20,19 @@ fn get(value: &str, version: u64) -> Outcome {
     Outcome::Get { found: true, value: value.as_bytes().to_vec(), version }
 }
 
+fn unknown() -> Outcome {
+    Outcome::Unknown("timed out".into())
+}
+
+fn failed_cas(current: u64) -> Outcome {
+    Outcome::Cas { success: false, current, new_version: 0 }
+}
+
+fn on(key: &str, mut o: Op) -> Op {
+    o.key = key.as_bytes().to_vec();
+    o
+}
+
 fn absent() -> Outcome {
     Outcome::Get { found: false, value: vec![], version: 0 }
 }
@@ -69,10 +82,10 @@ fn an_overlapping_read_may_see_old_or_new() {
 #[test]
 fn unknown_writes_may_or_may_not_apply() {
     // Read later: it applied.
-    let applied = vec![op(0, cas(0, "a"), 0, 1, Outcome::Unknown), op(1, OpKind::Get, 5, 6, get("a", 3))];
+    let applied = vec![op(0, cas(0, "a"), 0, 1, unknown()), op(1, OpKind::Get, 5, 6, get("a", 3))];
     assert!(check(&applied).is_ok());
     // Never observed: dropped.
-    let vanished = vec![op(0, cas(0, "a"), 0, 1, Outcome::Unknown), op(1, OpKind::Get, 5, 6, absent())];
+    let vanished = vec![op(0, cas(0, "a"), 0, 1, unknown()), op(1, OpKind::Get, 5, 6, absent())];
     assert!(check(&vanished).is_ok());
 }
 
@@ -82,7 +95,7 @@ fn an_unread_unknown_write_may_be_named_by_a_later_cas() {
     // learnt 7 from a failed CAS and then replaced it.
     let h = vec![
         op(0, cas(0, "a"), 0, 1, ok_cas(0, 5)),
-        op(0, cas(5, "b"), 2, 3, Outcome::Unknown),
+        op(0, cas(5, "b"), 2, 3, unknown()),
         op(1, cas(5, "c"), 4, 5, Outcome::Cas { success: false, current: 7, new_version: 0 }),
         op(1, cas(7, "d"), 6, 7, ok_cas(7, 9)),
         op(1, OpKind::Get, 8, 9, get("d", 9)),
@@ -126,6 +139,111 @@ fn re_creation_needs_a_larger_version() {
     assert!(check(&h).is_err(), "a version went backwards");
     h[2].outcome = ok_cas(0, 5);
     assert!(check(&h).is_err(), "a version was reused");
+}
+
+#[test]
+fn a_version_only_an_unknown_write_explains_binds_it_for_good() {
+    // The history: 17 can only be the timed-out write's version, and
+    // after it the key can never read back "a" at version 5.
+    let mut h = vec![
+        op(0, cas(0, "a"), 0, 1, ok_cas(0, 5)),
+        op(1, cas(5, "b"), 2, 3, unknown()),
+        op(2, cas(3, "c"), 4, 5, failed_cas(17)),
+        op(0, OpKind::Get, 6, 7, get("a", 5)),
+    ];
+    assert!(check(&h).is_err());
+    // Reading the unknown write's value at 17 is fine.
+    h[3].outcome = get("b", 17);
+    assert!(check(&h).is_ok());
+}
+
+#[test]
+fn a_failed_cas_must_report_a_version_some_write_can_have() {
+    let h = vec![op(0, cas(0, "a"), 0, 1, ok_cas(0, 5)), op(1, cas(3, "c"), 2, 3, failed_cas(7))];
+    assert!(check(&h).is_err());
+}
+
+#[test]
+fn an_unknown_write_exceeds_the_version_it_replaced() {
+    let mut h = vec![
+        op(0, cas(0, "a"), 0, 1, ok_cas(0, 5)),
+        op(1, cas(5, "b"), 2, 3, unknown()),
+        op(2, cas(1, "c"), 4, 5, failed_cas(4)),
+    ];
+    assert!(check(&h).is_err());
+    h[2].outcome = failed_cas(6);
+    assert!(check(&h).is_ok());
+}
+
+#[test]
+fn an_unknown_write_cannot_take_a_version_another_key_owns() {
+    let mut h = vec![
+        op(0, cas(0, "a"), 0, 1, ok_cas(0, 5)),
+        op(1, cas(5, "b"), 2, 3, unknown()),
+        op(2, cas(1, "c"), 4, 5, failed_cas(8)),
+        on("j", op(3, cas(0, "x"), 0, 9, ok_cas(0, 8))),
+    ];
+    assert!(check(&h).is_err());
+    h[2].outcome = failed_cas(9);
+    assert!(check(&h).is_ok());
+}
+
+#[test]
+fn two_unknown_writes_cannot_take_the_same_version() {
+    // The first unknown write is bound to 9, deleted, and the second unknown
+    // write (re-creating the key) is named with 9 again.
+    let mut h = vec![
+        op(0, cas(0, "a"), 0, 1, ok_cas(0, 5)),
+        op(1, cas(5, "b"), 2, 3, unknown()),
+        op(2, cas(1, "c"), 4, 5, failed_cas(9)),
+        op(2, OpKind::Delete { expected: 9 }, 6, 7, Outcome::Delete { success: true, current: 9 }),
+        op(1, cas(0, "d"), 8, 9, unknown()),
+        op(2, cas(1, "e"), 10, 11, failed_cas(9)),
+    ];
+    assert!(check(&h).is_err());
+    h[5].outcome = failed_cas(11);
+    assert!(check(&h).is_ok());
+}
+
+#[test]
+fn an_unknown_write_exceeds_every_version_seen_before_it_began() {
+    // Version 20 was seen (on another key) before the unknown write began: it
+    // cannot have been given 10.
+    let mut h = vec![
+        on("j", op(3, cas(0, "x"), 0, 1, ok_cas(0, 20))),
+        op(1, cas(0, "b"), 2, 3, unknown()),
+        op(2, cas(1, "c"), 4, 5, failed_cas(10)),
+    ];
+    assert!(check(&h).is_err());
+    h[2].outcome = failed_cas(25);
+    assert!(check(&h).is_ok());
+    // The same holds for an unknown write whose value a read showed.
+    h[2] = op(2, OpKind::Get, 4, 5, get("b", 10));
+    assert!(check(&h).is_err());
+    h[2].outcome = get("b", 21);
+    assert!(check(&h).is_ok());
+}
+
+#[test]
+fn a_known_write_exceeds_every_version_seen_before_it_began() {
+    let mut h = vec![on("j", op(3, cas(0, "x"), 0, 1, ok_cas(0, 20))), op(1, cas(0, "b"), 2, 3, ok_cas(0, 10))];
+    assert!(check(&h).is_err());
+    // Overlapping, either order is possible.
+    h[1].invoke = 0;
+    assert!(check(&h).is_ok());
+}
+
+#[test]
+fn a_read_unknown_write_exceeds_every_earlier_version_of_its_key() {
+    let mut h = vec![
+        op(0, cas(0, "a"), 0, 1, ok_cas(0, 5)),
+        op(0, OpKind::Delete { expected: 5 }, 2, 3, Outcome::Delete { success: true, current: 5 }),
+        op(1, cas(0, "b"), 2, 3, unknown()),
+        op(0, OpKind::Get, 6, 7, get("b", 3)),
+    ];
+    assert!(check(&h).is_err());
+    h[3].outcome = get("b", 8);
+    assert!(check(&h).is_ok());
 }
 
 /// xorshift, to build a large valid history deterministically.
