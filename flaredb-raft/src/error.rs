@@ -63,11 +63,6 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("raft: {0}")]
     Raft(String),
-    #[error(
-        "data dir belongs to cluster {found:016x}, but --initial-cluster describes cluster {wanted:016x}; \
-         point --data-dir at this cluster's directory, or start without --initial-cluster to use it as it is"
-    )]
-    ForeignCluster { found: u64, wanted: u64 },
 }
 
 /// The outcome of a request that did not succeed.

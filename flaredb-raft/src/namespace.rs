@@ -109,28 +109,26 @@ impl Registry {
         self.by_name.insert(info.name.clone(), info);
     }
 
-    /// Resolves `name` for a command of `mode`, creating it when `create` is
-    /// allowed. Returns the namespace and whether it was created now.
-    pub fn resolve(
-        &mut self,
-        name: &str,
-        mode: Mode,
-        create: bool,
-    ) -> Result<(NamespaceInfo, bool), NamespaceRejection> {
+    /// Looks `name` up for a command of `mode` without creating it.
+    /// `Ok(None)`: absent, and `create` allows making it (the name is valid).
+    /// A write creates the namespace only once it knows it will succeed
+    /// ([`Registry::create`]): a failed CAS must leave no trace.
+    pub fn lookup(&self, name: &str, mode: Mode, create: bool) -> Result<Option<NamespaceInfo>, NamespaceRejection> {
         let name = canonical_name(name);
-        if let Some(info) = self.by_name.get(name) {
-            if info.mode != mode {
-                return Err(NamespaceRejection::WrongMode { name: name.into(), mode: info.mode });
-            }
-            return Ok((info.clone(), false));
+        match self.by_name.get(name) {
+            Some(info) if info.mode == mode => Ok(Some(info.clone())),
+            Some(info) => Err(NamespaceRejection::WrongMode { name: name.into(), mode: info.mode }),
+            None if !create => Err(NamespaceRejection::NotFound(name.into())),
+            None => validate_name(name).map(|()| None).map_err(NamespaceRejection::Invalid),
         }
-        if !create {
-            return Err(NamespaceRejection::NotFound(name.into()));
-        }
-        validate_name(name).map_err(NamespaceRejection::Invalid)?;
-        let info = NamespaceInfo { name: name.into(), id: self.next_id, mode };
+    }
+
+    /// Registers `name` with the next id. The caller checked with `lookup`
+    /// that it is absent and valid.
+    pub fn create(&mut self, name: &str, mode: Mode) -> NamespaceInfo {
+        let info = NamespaceInfo { name: canonical_name(name).into(), id: self.next_id, mode };
         self.insert(info.clone());
-        Ok((info, true))
+        info
     }
 
     /// Read-side lookup: like `resolve` without creating.
@@ -147,6 +145,21 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Registry {
+        /// `lookup`, then `create` when absent: (namespace, created now).
+        fn resolve(
+            &mut self,
+            name: &str,
+            mode: Mode,
+            create: bool,
+        ) -> Result<(NamespaceInfo, bool), NamespaceRejection> {
+            match self.lookup(name, mode, create)? {
+                Some(info) => Ok((info, false)),
+                None => Ok((self.create(name, mode), true)),
+            }
+        }
+    }
 
     #[test]
     fn default_exists_and_is_strong() {
@@ -169,6 +182,17 @@ mod tests {
             Err(NamespaceRejection::WrongMode { name: "a".into(), mode: Mode::Eventual })
         );
         assert_eq!(r.resolve("c", Mode::Strong, false), Err(NamespaceRejection::NotFound("c".into())));
+    }
+
+    #[test]
+    fn lookup_never_creates() {
+        let mut r = Registry::new();
+        assert_eq!(r.lookup("a", Mode::Strong, true), Ok(None));
+        assert_eq!(r.lookup("a", Mode::Strong, false), Err(NamespaceRejection::NotFound("a".into())));
+        assert!(matches!(r.lookup("Bad", Mode::Strong, true), Err(NamespaceRejection::Invalid(_))));
+        assert!(r.get("a").is_none(), "lookup created the namespace");
+        let a = r.create("a", Mode::Strong);
+        assert_eq!(r.lookup("a", Mode::Strong, false), Ok(Some(a)));
     }
 
     #[test]

@@ -13,6 +13,20 @@ use crate::{
 /// One entry of a scan: key, version (0 for raw keys), value.
 pub type ScanEntry = (Vec<u8>, u64, Vec<u8>);
 
+/// Where a scan page ends: at `entries` entries or once it holds about
+/// `bytes` bytes, whichever comes first. The byte budget keeps a page of
+/// large values under the gRPC message limit; a page still holds at least
+/// one entry, so a scan always makes progress.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimit {
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+/// What one entry adds to a response besides its key and value: the
+/// version and protobuf framing (tags, lengths), rounded up.
+pub const ENTRY_OVERHEAD_BYTES: usize = 32;
+
 #[derive(Debug, Default)]
 pub struct ScanPage {
     pub entries: Vec<ScanEntry>,
@@ -30,14 +44,14 @@ pub fn raw_get(db: &DB, ns: NamespaceId, key: &[u8]) -> Result<Option<Vec<u8>>, 
     Ok(db.get_cf(cf(db, CF_RAW)?, keys::encode(ns, key))?)
 }
 
-/// Up to `limit` entries of `[start, end)` in namespace `ns` (empty `end` = to its end).
+/// One page of `[start, end)` in namespace `ns` (empty `end` = to its end).
 pub fn scan(
     db: &DB,
     mode: Mode,
     ns: NamespaceId,
     start: &[u8],
     end: &[u8],
-    limit: usize,
+    limit: PageLimit,
 ) -> Result<ScanPage, StoreError> {
     let name = match mode {
         Mode::Strong => CF_CAS,
@@ -49,10 +63,13 @@ pub fn scan(
     }
     let from = keys::encode(ns, start);
     let mut page = ScanPage::default();
+    let mut bytes = 0;
     for item in db.iterator_cf_opt(cf(db, name)?, opts, IteratorMode::From(&from, Direction::Forward)) {
         let (k, v) = item?;
         let (_, user_key) = keys::decode(&k).ok_or_else(|| StoreError::corrupt("key", "short"))?;
-        if page.entries.len() == limit {
+        bytes += user_key.len() + v.len() + ENTRY_OVERHEAD_BYTES;
+        let full = page.entries.len() == limit.entries || (bytes > limit.bytes && !page.entries.is_empty());
+        if full {
             page.next_key = Some(user_key.to_vec());
             break;
         }
@@ -101,4 +118,41 @@ pub fn state_hash(db: &DB) -> Result<(u64, u64), StoreError> {
         }
     }
     Ok((applied, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::db;
+
+    fn with_raw_values(sizes: &[usize]) -> (tempfile::TempDir, std::sync::Arc<DB>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("db")).unwrap();
+        for (i, n) in sizes.iter().enumerate() {
+            db.put_cf(cf(&db, CF_RAW).unwrap(), keys::encode(7, &[b'a' + i as u8]), vec![0u8; *n]).unwrap();
+        }
+        (dir, db)
+    }
+
+    fn page(db: &DB, start: &[u8], entries: usize, bytes: usize) -> (usize, Option<Vec<u8>>) {
+        let p = scan(db, Mode::Eventual, 7, start, b"", PageLimit { entries, bytes }).unwrap();
+        (p.entries.len(), p.next_key)
+    }
+
+    #[test]
+    fn a_page_stops_at_the_byte_budget_but_holds_at_least_one_entry() {
+        let (_dir, db) = with_raw_values(&[600, 600, 600]);
+        assert_eq!(page(&db, b"a", 100, 1000), (1, Some(b"b".to_vec())));
+        assert_eq!(page(&db, b"a", 100, 1300), (2, Some(b"c".to_vec())));
+        // An entry larger than the whole budget still comes back, alone.
+        assert_eq!(page(&db, b"b", 100, 10), (1, Some(b"c".to_vec())));
+        assert_eq!(page(&db, b"c", 100, 10), (1, None));
+        assert_eq!(page(&db, b"a", 100, 1 << 20), (3, None));
+    }
+
+    #[test]
+    fn a_page_stops_at_the_entry_limit() {
+        let (_dir, db) = with_raw_values(&[1, 1, 1]);
+        assert_eq!(page(&db, b"a", 2, 1 << 20), (2, Some(b"c".to_vec())));
+    }
 }

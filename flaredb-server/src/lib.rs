@@ -4,7 +4,9 @@
 
 pub mod config;
 pub mod forward;
+pub mod routes;
 pub mod server;
 pub mod service;
+pub mod size_limit;
 pub mod status;
 pub mod validate;

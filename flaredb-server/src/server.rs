@@ -1,34 +1,20 @@
-//! Assembles a node and its gRPC server: public services, the internal Raft
-//! service, health and reflection, on one listener; stops on a signal.
+//! Assembles a node and its gRPC servers: the public listener (client API,
+//! health, reflection, and the Raft transport unless `--peer-listen` gives it
+//! its own listener); stops on a signal.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use flaredb_proto::{
-    raft::raft_server::RaftServer,
-    testing::faults_server::FaultsServer,
-    v1::{admin_server::AdminServer, kv_cas_server::KvCasServer, kv_raw_server::KvRawServer},
-    FILE_DESCRIPTOR_SET,
-};
-use flaredb_raft::{
-    network::MAX_RAFT_MESSAGE_BYTES,
-    node::{FlareNode, NodeConfig},
-};
+use flaredb_raft::node::{FlareNode, NodeConfig};
+use futures::FutureExt;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::{service::Routes, transport::server::TcpIncoming};
 
-use crate::{
-    config::Config,
-    forward::Forwarder,
-    service::{
-        admin::AdminService, ctx::Ctx, faults::FaultsService, kv_cas::KvCasService, kv_raw::KvRawService,
-        raft::RaftService,
-    },
-};
+use crate::{config::Config, forward::Forwarder, routes, service::ctx::Ctx, size_limit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot open node: {0}")]
     Open(#[from] flaredb_raft::OpenError),
     #[error("reflection: {0}")]
@@ -37,11 +23,18 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })
+}
+
 /// Runs the node until `shutdown` resolves.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     // Bind first: a port in use fails before the data dir is touched.
-    let listener =
-        TcpListener::bind(cfg.listen).await.map_err(|source| ServeError::Listen { addr: cfg.listen, source })?;
+    let public_listener = bind(cfg.listen).await?;
+    let peer_listener = match cfg.peer_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let node = FlareNode::open(NodeConfig {
         id: cfg.id,
         addr: cfg.listen.to_string(),
@@ -63,56 +56,39 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> Resu
         timeout: Duration::from_millis(cfg.request_timeout_ms),
         fwd: Forwarder::default(),
     });
-    let max_msg = cfg.limits.max_message_bytes;
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<KvCasServer<KvCasService>>().await;
-    health.set_serving::<KvRawServer<KvRawService>>().await;
-    health.set_serving::<AdminServer<AdminService>>().await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
+    let shutdown = shutdown.boxed().shared();
+    let public = routes::public(ctx, peer_listener.is_none()).await?;
+    let served = match peer_listener {
+        None => serve(cfg.id, public, public_listener, shutdown).await,
+        Some(peer_listener) => {
+            let peer = routes::peer(node.clone());
+            tokio::try_join!(
+                serve(cfg.id, public, public_listener, shutdown.clone()),
+                serve(cfg.id, peer, peer_listener, shutdown),
+            )
+            .map(|_| ())
+        }
     };
-    let id = cfg.id;
-    tracing::info!(addr = %cfg.listen, data_dir = %cfg.data_dir.display(), "serving");
-    let faults = node.faults().cloned().map(|f| FaultsServer::new(FaultsService { faults: f }));
-    if faults.is_some() {
-        tracing::warn!("fault injection is enabled: Raft links can be cut over gRPC (tests only)");
-    }
-    let served = tonic::transport::Server::builder()
-        .trace_fn(move |req| tracing::info_span!("rpc", node = id, path = %req.uri().path()))
-        .add_service(health_service)
-        .add_optional_service(faults)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .add_service(
-            KvCasServer::new(KvCasService { ctx: ctx.clone() })
-                .max_decoding_message_size(max_msg)
-                .max_encoding_message_size(max_msg),
-        )
-        .add_service(
-            KvRawServer::new(KvRawService { ctx: ctx.clone() })
-                .max_decoding_message_size(max_msg)
-                .max_encoding_message_size(max_msg),
-        )
-        .add_service(
-            AdminServer::new(AdminService { ctx: ctx.clone() })
-                .max_decoding_message_size(max_msg)
-                .max_encoding_message_size(max_msg),
-        )
-        .add_service(
-            RaftServer::new(RaftService { node: node.clone() })
-                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30))),
-            shutdown,
-        )
-        .await;
     node.shutdown().await;
     served?;
+    Ok(())
+}
+
+/// Serves `routes` on `listener` until `shutdown`.
+async fn serve(
+    id: u64,
+    routes: Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30)));
+    tonic::transport::Server::builder()
+        .trace_fn(move |req| tracing::info_span!("rpc", node = id, path = %req.uri().path()))
+        .layer(size_limit::layer())
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
     Ok(())
 }
 

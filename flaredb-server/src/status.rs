@@ -3,6 +3,8 @@
 
 use flaredb_proto::leader_hint::{mark_not_applied, LeaderHint};
 use flaredb_raft::{namespace::NamespaceRejection, NodeError};
+use std::time::Duration;
+
 use tonic::{Code, Status};
 
 pub fn rejection(r: NamespaceRejection) -> Status {
@@ -44,6 +46,41 @@ pub fn node_error(e: NodeError) -> Status {
     }
 }
 
+/// The failure of a write that was handed to Raft. A fatal error then comes
+/// after the proposal: the entry may already be in the log and commit, so
+/// the answer says the outcome is unknown (INTERNAL without the not-applied
+/// mark; clients report a conditional write answered so as indeterminate).
+pub fn write_error(e: NodeError) -> Status {
+    match e {
+        NodeError::Fatal(why) => Status::internal(format!(
+            "the node failed while the write was pending ({why}); its outcome is unknown: it may have been \
+             applied or may still apply; read the key to learn which"
+        )),
+        other => node_error(other),
+    }
+}
+
+/// A write not committed within the request deadline.
+pub fn write_timeout(after: Duration) -> Status {
+    Status::unavailable(format!(
+        "the write was not committed within {after:?} (no leader or no quorum); its outcome is unknown"
+    ))
+}
+
+/// A strong read whose leadership check did not finish in time.
+pub fn read_timeout(after: Duration) -> Status {
+    Status::unavailable(format!("leadership could not be confirmed within {after:?} (no quorum); retry"))
+}
+
+/// A request over the gRPC message limit (`detail` is tonic's text, which
+/// names the size and the limit). Not retryable as it is.
+pub fn message_too_large(detail: &str) -> Status {
+    Status::resource_exhausted(format!(
+        "the request is larger than this server accepts (max_message_bytes; keys and values have their own, \
+         smaller limits): {detail}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +91,21 @@ mod tests {
         assert_eq!(s.code(), Code::Unavailable);
         assert_eq!(LeaderHint::from_metadata(s.metadata()), Some(LeaderHint { id: 2, addr: "127.0.0.1:9".into() }));
         assert!(flaredb_proto::leader_hint::is_not_applied(s.metadata()));
+    }
+
+    #[test]
+    fn a_fatal_error_on_a_pending_write_says_the_outcome_is_unknown() {
+        let s = write_error(NodeError::Fatal("storage stopped".into()));
+        assert_eq!(s.code(), Code::Internal);
+        assert!(
+            s.message().contains("outcome is unknown") && s.message().contains("storage stopped"),
+            "{}",
+            s.message()
+        );
+        assert!(!flaredb_proto::leader_hint::is_not_applied(s.metadata()));
+        // Errors raised before proposing keep their own mapping.
+        let s = write_error(NodeError::NotLeader { leader: None });
+        assert!(s.code() == Code::Unavailable && flaredb_proto::leader_hint::is_not_applied(s.metadata()));
     }
 
     #[test]

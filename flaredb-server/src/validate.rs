@@ -1,7 +1,7 @@
 //! Request validation against the configured limits, before anything is
 //! proposed: a refused request changes nothing.
 
-use flaredb_raft::namespace::validate_name;
+use flaredb_raft::{namespace::validate_name, read::PageLimit};
 use tonic::Status;
 
 use crate::config::Limits;
@@ -39,8 +39,9 @@ pub fn namespace(name: &str) -> Result<(), Status> {
     validate_name(name).map_err(Status::invalid_argument)
 }
 
-/// Checks a range and returns the effective page size.
-pub fn scan(limits: &Limits, start: &[u8], end: &[u8], limit: u32) -> Result<usize, Status> {
+/// Checks a range and returns where its page ends: the requested entry count
+/// (0 = default, capped) and the server's byte budget.
+pub fn scan(limits: &Limits, start: &[u8], end: &[u8], limit: u32) -> Result<PageLimit, Status> {
     if start.len() > limits.max_key_bytes || end.len() > limits.max_key_bytes {
         return Err(Status::invalid_argument(format!("scan bounds are limited to {} bytes", limits.max_key_bytes)));
     }
@@ -48,7 +49,7 @@ pub fn scan(limits: &Limits, start: &[u8], end: &[u8], limit: u32) -> Result<usi
         return Err(Status::invalid_argument("end_key is before start_key; the range is [start_key, end_key)"));
     }
     let limit = if limit == 0 { limits.default_scan_limit } else { limit };
-    Ok(limit.min(limits.max_scan_limit) as usize)
+    Ok(PageLimit { entries: limit.min(limits.max_scan_limit) as usize, bytes: limits.max_scan_bytes })
 }
 
 #[cfg(test)]
@@ -69,9 +70,10 @@ mod tests {
     #[test]
     fn scan_limits_default_and_cap() {
         let l = Limits::default();
-        assert_eq!(scan(&l, b"a", b"", 0).unwrap(), 1000);
-        assert_eq!(scan(&l, b"a", b"b", 5).unwrap(), 5);
-        assert_eq!(scan(&l, b"a", b"b", u32::MAX).unwrap(), l.max_scan_limit as usize);
+        assert_eq!(scan(&l, b"a", b"", 0).unwrap().entries, 1000);
+        assert_eq!(scan(&l, b"a", b"b", 5).unwrap().entries, 5);
+        assert_eq!(scan(&l, b"a", b"b", u32::MAX).unwrap().entries, l.max_scan_limit as usize);
+        assert_eq!(scan(&l, b"a", b"b", 5).unwrap().bytes, l.max_scan_bytes);
         assert!(scan(&l, b"b", b"a", 0).is_err());
     }
 

@@ -1,6 +1,6 @@
 //! FlareDB wire protocol: the generated messages and services of the public
 //! API (`flaredb.v1`: KvCas, KvRaw, Admin) and of the internal Raft transport
-//! (`flaredb.raft.v1`), plus the descriptor set served by gRPC reflection.
+//! (`flaredb.raft.v1`), plus the descriptor sets served by gRPC reflection.
 
 pub mod leader_hint;
 
@@ -19,5 +19,11 @@ pub mod testing {
     tonic::include_proto!("flaredb.testing.v1");
 }
 
-/// Encoded `FileDescriptorSet` of every FlareDB .proto file, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flaredb_descriptor.bin"));
+/// The public API only (`flaredb.v1`): what reflection on the public port
+/// describes. The Raft transport is for peers, not clients.
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/flaredb_public_descriptor.bin"));
+
+/// `flaredb.testing.v1`, described only by nodes started with fault injection.
+pub const TESTING_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/flaredb_testing_descriptor.bin"));

@@ -17,7 +17,7 @@ async fn a_data_dir_from_another_cluster_is_refused() {
     ours.kill(victim);
     let mut other = other;
     other.kill(victim);
-    // Started without --initial-cluster (with it, the start itself is refused:
+    // Started without --initial-cluster (a node with data ignores it anyway:
     // see the next test), so only the peers can tell.
     let foreign_dir = other.nodes[&victim].data_dir.display().to_string();
     let log = ours.dir.path().join("foreign.log");
@@ -41,22 +41,23 @@ async fn a_data_dir_from_another_cluster_is_refused() {
 }
 
 #[tokio::test]
-async fn starting_on_another_clusters_data_dir_fails_clearly() {
+async fn initial_cluster_is_ignored_on_a_node_with_data() {
     let mut a = Cluster::start(1).await;
+    a.client().namespace("kept").raw_put("k", "v").await.unwrap();
     a.kill(1);
     let dir = a.nodes[&1].data_dir.display().to_string();
     let addr = a.addr(1);
+    // A flag describing another cluster changes nothing on a node with data
+    // (its cluster id was stored at bootstrap); the log says it is ignored.
     let other = format!("1={addr},2=127.0.0.1:1");
-    let out = std::process::Command::new(flaredb_tests::server_bin())
-        .args(["--id", "1", "--listen", &addr, "--data-dir", &dir, "--initial-cluster", &other])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("belongs to cluster") && err.contains("--initial-cluster"), "{err}");
-    // Without the flag (or with its own) the node starts as it is.
-    a.start_node(1);
+    let log = a.dir.path().join("ignored.log");
+    let args = ["--id", "1", "--listen", &addr, "--data-dir", &dir, "--initial-cluster", &other];
+    a.nodes.get_mut(&1).unwrap().proc = Some(flaredb_tests::spawn_server(&args.map(String::from), &log));
     a.wait_leader().await;
+    assert_eq!(a.client().namespace("kept").raw_get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(a.client().status().await.unwrap().members.len(), 1, "membership comes from the log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("--initial-cluster is ignored"), "{text}");
 }
 
 #[tokio::test]

@@ -67,6 +67,8 @@ impl openraft::network::RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
-        PeerClient::new(target, self.channel(target, &node.addr), self.cluster.clone(), self.faults.clone())
+        // Raft goes to the member's peer address when it has one (`PUBLIC@PEER`).
+        let addr = crate::node::addr::MemberAddr::from_membership(&node.addr);
+        PeerClient::new(target, self.channel(target, addr.raft()), self.cluster.clone(), self.faults.clone())
     }
 }

@@ -11,7 +11,7 @@ use openraft::{
 
 use flaredb_proto::raft as pb;
 
-use super::FlareNode;
+use super::{addr::MemberAddr, FlareNode};
 use crate::{error::NodeError, types::NodeId};
 
 impl FlareNode {
@@ -33,14 +33,13 @@ impl FlareNode {
         (voters, nodes)
     }
 
-    /// Adds `id` at `addr` as a learner; with `wait`, returns once it has caught up.
+    /// Adds `id` at `addr` (`PUBLIC` or `PUBLIC@PEER`) as a learner; with
+    /// `wait`, returns once it has caught up.
     pub async fn add_learner(&self, id: NodeId, addr: String, wait: bool) -> Result<(), NodeError> {
         if id == 0 {
             return Err(NodeError::Invalid("node ids start at 1".into()));
         }
-        if addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(NodeError::Invalid(format!("addr {addr:?} is not HOST:PORT")));
-        }
+        let addr = MemberAddr::parse(&addr).map_err(|why| NodeError::Invalid(format!("addr: {why}")))?.to_string();
         if self.shared.is_retired(id) {
             return Err(NodeError::Precondition(format!(
                 "node id {id} was removed from this cluster; ids are never reused — start the new node with another id"

@@ -15,12 +15,13 @@ use openraft::{
 };
 use rocksdb::DB;
 
+use self::addr::MemberAddr;
 use crate::{
     data_dir::DataDir,
     error::{NodeError, OpenError},
     namespace::{Mode, NamespaceInfo, NamespaceRejection},
     network::{ClusterId, Faults, Network},
-    read::{self, ScanPage},
+    read::{self, PageLimit, ScanPage},
     storage::{db, LogStore, SmShared, SnapshotDir, StateMachine},
     types::{FlareRequest, FlareResponse, NodeId, Raft},
 };
@@ -29,13 +30,14 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub id: NodeId,
-    /// The address peers and clients reach this node at.
+    /// The address clients reach this node at.
     pub addr: String,
     pub data_dir: PathBuf,
-    /// Members to bootstrap with when the data dir is new.
+    /// Members to bootstrap with when the data dir is new, each as
+    /// `PUBLIC` or `PUBLIC@PEER` (see [`addr::MemberAddr`]).
     pub initial_cluster: BTreeMap<NodeId, String>,
-    /// The operator gave `initial_cluster` explicitly: a data dir of another
-    /// cluster is then refused at start.
+    /// The operator gave `initial_cluster` explicitly: a node with data then
+    /// says in its log that it ignores it.
     pub initial_cluster_explicit: bool,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
@@ -57,8 +59,15 @@ pub struct NodeStatus {
     pub term: u64,
     pub last_log_index: u64,
     pub applied_index: u64,
-    /// (id, addr, voter)
-    pub members: Vec<(NodeId, String, bool)>,
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member as membership records it.
+#[derive(Debug, Clone)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub addr: MemberAddr,
+    pub voter: bool,
 }
 
 pub struct FlareNode {
@@ -71,19 +80,6 @@ pub struct FlareNode {
     cluster: ClusterId,
     data_dir: Mutex<DataDir>,
     faults: Option<Arc<Faults>>,
-}
-
-/// A stable id for the cluster formed from `members`: every node started with
-/// the same `--initial-cluster` computes the same one.
-fn cluster_id(members: &BTreeMap<NodeId, String>) -> u64 {
-    // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for (id, addr) in members {
-        for b in format!("{id}={addr};").bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-        }
-    }
-    h.max(1)
 }
 
 impl FlareNode {
@@ -119,15 +115,15 @@ impl FlareNode {
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| OpenError::Raft(e.to_string()))?;
-        let recorded = data_dir.identity().cluster_id;
-        if initialized && cfg.initial_cluster_explicit && !cfg.join && recorded != cluster_id(&cfg.initial_cluster) {
-            return Err(OpenError::ForeignCluster { found: recorded, wanted: cluster_id(&cfg.initial_cluster) });
+        let stored = data_dir.identity().cluster_id;
+        if stored != 0 && cfg.initial_cluster_explicit && !cfg.join {
+            cluster::note_flag_ignored(stored, &cfg.initial_cluster);
         }
         if !initialized && cfg.join {
             tracing::info!("waiting to be added to a cluster (AddLearner on its leader)");
         } else if !initialized {
-            if data_dir.identity().cluster_id == 0 {
-                data_dir.set_cluster_id(cluster_id(&cfg.initial_cluster))?;
+            if stored == 0 {
+                data_dir.set_cluster_id(cluster::cluster_id(&cfg.initial_cluster))?;
                 cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
             }
             if cfg.initial_cluster.keys().next() == Some(&cfg.id) {
@@ -145,25 +141,6 @@ impl FlareNode {
         }
         let data_dir = Mutex::new(data_dir);
         Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, cluster, data_dir, faults }))
-    }
-
-    /// Admits a Raft message from cluster `remote`: refuses another cluster's,
-    /// and adopts the first one seen if this node does not know its own yet.
-    pub fn admit_cluster(&self, remote: u64) -> Result<(), String> {
-        let local = self.cluster.load(Ordering::Relaxed);
-        if local == remote && local != 0 {
-            return Ok(());
-        }
-        if remote == 0 {
-            return Err("Raft message without a cluster id".into());
-        }
-        let mut dir = self.data_dir.lock().unwrap_or_else(|p| p.into_inner());
-        dir.set_cluster_id(remote).map_err(|e| {
-            tracing::error!(error = %e, "refusing a Raft message from another cluster");
-            format!("{e} (is this node's data dir from another cluster?)")
-        })?;
-        self.cluster.store(remote, Ordering::Relaxed);
-        Ok(())
     }
 
     /// The fault-injection hook, on nodes started for fault tests only.
@@ -192,17 +169,17 @@ impl FlareNode {
         &self.snapshots
     }
 
-    /// The leader this node knows of, with its address.
+    /// The leader this node knows of, with its public address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
         let m = self.metrics();
         let id = m.current_leader?;
-        let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())?;
-        Some((id, addr))
+        let node = m.membership_config.membership().get_node(&id)?;
+        Some((id, MemberAddr::from_membership(&node.addr).public))
     }
 
     fn not_leader(&self, leader_id: Option<NodeId>, node: Option<BasicNode>) -> NodeError {
         let leader = match (leader_id, node) {
-            (Some(id), Some(n)) => Some((id, n.addr)),
+            (Some(id), Some(n)) => Some((id, MemberAddr::from_membership(&n.addr).public)),
             _ => self.leader(),
         };
         NodeError::NotLeader { leader }
@@ -256,7 +233,7 @@ impl FlareNode {
         ns: &NamespaceInfo,
         start: Vec<u8>,
         end: Vec<u8>,
-        limit: usize,
+        limit: PageLimit,
     ) -> Result<ScanPage, NodeError> {
         let (db, id, mode) = (self.db.clone(), ns.id, ns.mode);
         db::blocking(move || read::scan(&db, mode, id, &start, &end, limit))
@@ -268,8 +245,17 @@ impl FlareNode {
         let m = self.metrics();
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
-        let members = membership.nodes().map(|(id, n)| (*id, n.addr.clone(), voters.contains(id))).collect();
-        let leader = m.current_leader.and_then(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())));
+        let members = membership
+            .nodes()
+            .map(|(id, n)| MemberStatus {
+                id: *id,
+                addr: MemberAddr::from_membership(&n.addr),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let leader = m
+            .current_leader
+            .and_then(|id| membership.get_node(&id).map(|n| (id, MemberAddr::from_membership(&n.addr).public)));
         NodeStatus {
             id: self.id,
             addr: self.addr.clone(),
@@ -289,5 +275,7 @@ impl FlareNode {
     }
 }
 
+pub mod addr;
+mod cluster;
 mod maintenance;
 mod membership;

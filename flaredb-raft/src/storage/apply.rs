@@ -60,22 +60,28 @@ impl<'a> ApplyBatch<'a> {
         Ok(self.db.get_pinned_cf(cf(self.db, CF_RAW)?, key)?.is_some())
     }
 
-    /// Resolves (and maybe creates) the target namespace of a data command.
-    fn namespace(
+    /// The target namespace of a data command, without creating it.
+    /// `Ok(None)`: it does not exist but the command may create it by writing.
+    fn lookup(&self, target: &Option<pb::Target>, mode: Mode) -> Result<Option<NamespaceInfo>, FlareResponse> {
+        let (name, auto) = target_of(target);
+        self.registry.lookup(name, mode, auto).map_err(FlareResponse::Rejected)
+    }
+
+    /// The namespace a write that will succeed goes to: `found`, or created
+    /// now. Only a successful write creates a namespace; a failed compare or a
+    /// delete of nothing leaves the registry as it was.
+    fn for_write(
         &mut self,
+        found: Option<NamespaceInfo>,
         target: &Option<pb::Target>,
         mode: Mode,
-    ) -> Result<Result<(NamespaceInfo, bool), FlareResponse>, StoreError> {
-        let (name, auto) = target.as_ref().map_or(("", false), |t| (t.namespace.as_str(), t.auto_create));
-        match self.registry.resolve(name, mode, auto) {
-            Ok((info, created)) => {
-                if created {
-                    sm_meta::put_namespace(self.db, &mut self.batch, &info)?;
-                }
-                Ok(Ok((info, created)))
-            }
-            Err(rejection) => Ok(Err(FlareResponse::Rejected(rejection))),
+    ) -> Result<NamespaceInfo, StoreError> {
+        if let Some(ns) = found {
+            return Ok(ns);
         }
+        let info = self.registry.create(target_of(target).0, mode);
+        sm_meta::put_namespace(self.db, &mut self.batch, &info)?;
+        Ok(info)
     }
 
     /// Applies one command written at log `index`.
@@ -84,23 +90,30 @@ impl<'a> ApplyBatch<'a> {
         let Some(cmd) = &cmd.cmd else { return Ok(FlareResponse::None) };
         match cmd {
             Cmd::CasPut(c) => {
-                let ns = match self.namespace(&c.target, Mode::Strong)? {
-                    Ok((ns, _)) => ns,
+                let found = match self.lookup(&c.target, Mode::Strong) {
+                    Ok(found) => found,
                     Err(resp) => return Ok(resp),
                 };
-                let key = keys::encode(ns.id, &c.key);
-                let current = self.cas_version(&key)?;
+                // An absent namespace holds no keys: every version there is 0.
+                let current = match &found {
+                    Some(ns) => self.cas_version(&keys::encode(ns.id, &c.key))?,
+                    None => 0,
+                };
                 if current != c.expected_version {
                     return Ok(FlareResponse::Cas { success: false, current_version: current, new_version: 0 });
                 }
+                let ns = self.for_write(found, &c.target, Mode::Strong)?;
+                let key = keys::encode(ns.id, &c.key);
                 // The version is the log index: unique and increasing, never reused.
                 self.batch.put_cf(cf(self.db, CF_CAS)?, &key, keys::encode_versioned(index, &c.value));
                 self.cas_overlay.insert(key, Some(index));
                 Ok(FlareResponse::Cas { success: true, current_version: current, new_version: index })
             }
             Cmd::CasDelete(c) => {
-                let ns = match self.namespace(&c.target, Mode::Strong)? {
-                    Ok((ns, _)) => ns,
+                let ns = match self.lookup(&c.target, Mode::Strong) {
+                    Ok(Some(ns)) => ns,
+                    // Nothing to delete in a namespace that does not exist.
+                    Ok(None) => return Ok(FlareResponse::CasDelete { success: false, current_version: 0 }),
                     Err(resp) => return Ok(resp),
                 };
                 let key = keys::encode(ns.id, &c.key);
@@ -113,18 +126,20 @@ impl<'a> ApplyBatch<'a> {
                 Ok(FlareResponse::CasDelete { success: true, current_version: current })
             }
             Cmd::RawPut(c) => {
-                let ns = match self.namespace(&c.target, Mode::Eventual)? {
-                    Ok((ns, _)) => ns,
+                let found = match self.lookup(&c.target, Mode::Eventual) {
+                    Ok(found) => found,
                     Err(resp) => return Ok(resp),
                 };
+                let ns = self.for_write(found, &c.target, Mode::Eventual)?;
                 let key = keys::encode(ns.id, &c.key);
                 self.batch.put_cf(cf(self.db, CF_RAW)?, &key, &c.value);
                 self.raw_overlay.insert(key, true);
                 Ok(FlareResponse::RawPut)
             }
             Cmd::RawDelete(c) => {
-                let ns = match self.namespace(&c.target, Mode::Eventual)? {
-                    Ok((ns, _)) => ns,
+                let ns = match self.lookup(&c.target, Mode::Eventual) {
+                    Ok(Some(ns)) => ns,
+                    Ok(None) => return Ok(FlareResponse::RawDelete { existed: false }),
                     Err(resp) => return Ok(resp),
                 };
                 let key = keys::encode(ns.id, &c.key);
@@ -146,11 +161,63 @@ impl<'a> ApplyBatch<'a> {
                     _ => Mode::Strong,
                 };
                 let target = Some(pb::Target { namespace: c.name.clone(), auto_create: true });
-                Ok(match self.namespace(&target, mode)? {
-                    Ok((info, created)) => FlareResponse::Namespace { info, created },
+                Ok(match self.lookup(&target, mode) {
+                    Ok(Some(info)) => FlareResponse::Namespace { info, created: false },
+                    Ok(None) => FlareResponse::Namespace { info: self.for_write(None, &target, mode)?, created: true },
                     Err(resp) => resp,
                 })
             }
         }
+    }
+}
+
+/// (namespace name, whether the command may create it).
+fn target_of(target: &Option<pb::Target>) -> (&str, bool) {
+    target.as_ref().map_or(("", false), |t| (t.namespace.as_str(), t.auto_create))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::db;
+
+    fn target(name: &str) -> Option<pb::Target> {
+        Some(pb::Target { namespace: name.into(), auto_create: true })
+    }
+
+    fn cmd(c: pb::command::Cmd) -> pb::Command {
+        pb::Command { cmd: Some(c) }
+    }
+
+    #[test]
+    fn only_a_successful_write_creates_a_namespace() {
+        use pb::command::Cmd;
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("db")).unwrap();
+        let mut b = ApplyBatch::new(&db, Registry::new());
+        let failed = [
+            Cmd::CasPut(pb::CasPut { target: target("a"), key: "k".into(), value: "v".into(), expected_version: 9 }),
+            Cmd::CasDelete(pb::CasDelete { target: target("b"), key: "k".into(), expected_version: 1 }),
+            Cmd::RawDelete(pb::RawDelete { target: target("c"), key: "k".into() }),
+        ];
+        let answers: Vec<FlareResponse> = failed.into_iter().map(|c| b.command(5, &cmd(c)).unwrap()).collect();
+        assert_eq!(
+            answers,
+            [
+                FlareResponse::Cas { success: false, current_version: 0, new_version: 0 },
+                FlareResponse::CasDelete { success: false, current_version: 0 },
+                FlareResponse::RawDelete { existed: false },
+            ]
+        );
+        assert_eq!(b.registry.list().count(), 1, "a failed write created a namespace");
+        assert!(b.batch.is_empty(), "a failed write staged a change");
+
+        let put =
+            Cmd::CasPut(pb::CasPut { target: target("a"), key: "k".into(), value: "v".into(), expected_version: 0 });
+        assert!(matches!(b.command(6, &cmd(put)).unwrap(), FlareResponse::Cas { success: true, new_version: 6, .. }));
+        let raw = Cmd::RawPut(pb::RawPut { target: target("c"), key: "k".into(), value: "v".into() });
+        assert_eq!(b.command(7, &cmd(raw)).unwrap(), FlareResponse::RawPut);
+        let names: Vec<&str> = b.registry.list().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "c", "default"]);
     }
 }

@@ -44,7 +44,13 @@ fn members(ctx: &Ctx) -> Vec<Member> {
         .status()
         .members
         .into_iter()
-        .map(|(id, addr, voter)| Member { id, addr, voter, matched_index: matched.get(&id).copied().unwrap_or(0) })
+        .map(|m| Member {
+            id: m.id,
+            addr: m.addr.public,
+            peer_addr: m.addr.peer.unwrap_or_default(),
+            voter: m.voter,
+            matched_index: matched.get(&m.id).copied().unwrap_or(0),
+        })
         .collect()
 }
 

@@ -65,17 +65,15 @@ impl Ctx {
         }
     }
 
-    /// Replicates `cmd`; a deadline without commit is UNAVAILABLE, outcome unknown.
+    /// Replicates `cmd`. A deadline without commit, or a fatal error after
+    /// proposing, answers that the outcome is unknown.
     pub async fn propose(&self, cmd: pb::command::Cmd) -> Result<FlareResponse, Status> {
         let fut = self.node.propose(pb::Command { cmd: Some(cmd) });
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok((FlareResponse::Rejected(r), _))) => Err(status::rejection(r)),
             Ok(Ok((resp, _))) => Ok(resp),
-            Ok(Err(e)) => Err(status::node_error(e)),
-            Err(_) => Err(Status::unavailable(format!(
-                "the write was not committed within {:?} (no leader or no quorum); its outcome is unknown",
-                self.timeout
-            ))),
+            Ok(Err(e)) => Err(status::write_error(e)),
+            Err(_) => Err(status::write_timeout(self.timeout)),
         }
     }
 
@@ -83,10 +81,7 @@ impl Ctx {
     pub async fn linearize(&self) -> Result<(), Status> {
         match tokio::time::timeout(self.timeout, self.node.linearize()).await {
             Ok(r) => r.map_err(status::node_error),
-            Err(_) => Err(Status::unavailable(format!(
-                "leadership could not be confirmed within {:?} (no quorum); retry",
-                self.timeout
-            ))),
+            Err(_) => Err(status::read_timeout(self.timeout)),
         }
     }
 

@@ -1,6 +1,6 @@
-//! `flaredb.raft.v1.Raft`: the peer-only transport, on the same port as the
-//! public API. Decodes, hands to openraft, encodes; malformed input is
-//! INVALID_ARGUMENT, never a panic.
+//! `flaredb.raft.v1.Raft`: the peer-only transport, on the public port or,
+//! with `--peer-listen`, on its own (see `routes.rs`). Decodes, hands to
+//! openraft, encodes; malformed input is INVALID_ARGUMENT, never a panic.
 
 use std::sync::Arc;
 

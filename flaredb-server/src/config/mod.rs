@@ -1,0 +1,195 @@
+//! Server configuration: command-line flags, optionally layered over a TOML
+//! file (`--config`). A flag given on the command line wins over the file.
+
+mod cluster;
+mod flags;
+mod limits;
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+pub use cluster::parse_initial_cluster;
+pub use flags::{Command, Flags, RestoreArgs};
+pub use limits::Limits;
+
+use flags::FileConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error(
+        "invalid --initial-cluster {spec:?}: {why} (expected \"1=127.0.0.1:2479,2=127.0.0.1:2480\", \
+         or ID=PUBLIC@PEER for nodes with --peer-listen)"
+    )]
+    InitialCluster { spec: String, why: String },
+    #[error("invalid --{flag} {value:?}: expected HOST:PORT, e.g. 127.0.0.1:2479")]
+    Addr { flag: &'static str, value: String },
+    #[error("node {id} is not in --initial-cluster {spec:?}")]
+    NotInCluster { id: u64, spec: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: u64,
+    /// The public API (and the Raft transport unless `peer_listen` is set).
+    pub listen: SocketAddr,
+    /// The Raft transport's own address, if any.
+    pub peer_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    /// id → `PUBLIC` or `PUBLIC@PEER`.
+    pub initial_cluster: BTreeMap<u64, String>,
+    pub initial_cluster_explicit: bool,
+    pub auto_create_namespaces: bool,
+    pub log: String,
+    pub limits: Limits,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_logs_since_last: u64,
+    pub max_logs_to_keep: u64,
+    pub request_timeout_ms: u64,
+    pub join: Option<String>,
+    pub fault_injection: bool,
+}
+
+fn socket_addr(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Addr { flag, value: value.into() })
+}
+
+impl Config {
+    pub fn from_flags(flags: Flags) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|source| ConfigError::Parse { path: path.clone(), source })?
+            }
+            None => FileConfig::default(),
+        };
+        let limits = Limits::from_file(&file)?;
+        let id = flags.id.or(file.id).unwrap_or(1);
+        if id == 0 {
+            return Err(ConfigError::Invalid("node id must be at least 1".into()));
+        }
+        let listen_s = flags.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:2479".into());
+        let listen = socket_addr("listen", &listen_s)?;
+        let peer_s = flags.peer_listen.or(file.peer_listen);
+        let peer_listen = peer_s.as_deref().map(|p| socket_addr("peer-listen", p)).transpose()?;
+        if peer_listen == Some(listen) {
+            return Err(ConfigError::Invalid("--peer-listen must differ from --listen".into()));
+        }
+        if let Some(j) = &flags.join {
+            socket_addr("join", j)?;
+        }
+        let initial_spec = flags.initial_cluster.or(file.initial_cluster);
+        let initial_cluster_explicit = initial_spec.is_some();
+        let initial_cluster = match initial_spec {
+            Some(spec) => {
+                let members = parse_initial_cluster(&spec)?;
+                let own = members.get(&id).ok_or_else(|| ConfigError::NotInCluster { id, spec: spec.clone() })?;
+                cluster::check_own_entry(id, own, peer_listen)?;
+                members
+            }
+            None => {
+                let own = match &peer_s {
+                    Some(p) => format!("{listen_s}@{p}"),
+                    None => listen_s,
+                };
+                BTreeMap::from([(id, own)])
+            }
+        };
+        let heartbeat_ms = file.heartbeat_ms.unwrap_or(100);
+        let election_timeout_ms = file.election_timeout_ms.unwrap_or(1000);
+        if election_timeout_ms <= heartbeat_ms * 2 {
+            return Err(ConfigError::Invalid(format!(
+                "election_timeout_ms ({election_timeout_ms}) must exceed twice heartbeat_ms ({heartbeat_ms})"
+            )));
+        }
+        Ok(Self {
+            id,
+            listen,
+            peer_listen,
+            data_dir: flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("flaredb-data")),
+            initial_cluster,
+            initial_cluster_explicit,
+            auto_create_namespaces: flags.auto_create_namespaces.or(file.auto_create_namespaces).unwrap_or(true),
+            log: flags.log.or(file.log).unwrap_or_else(|| "warn".into()),
+            limits,
+            heartbeat_ms,
+            election_timeout_ms,
+            snapshot_logs_since_last: file.snapshot_logs_since_last.unwrap_or(10_000),
+            max_logs_to_keep: file.max_logs_to_keep.unwrap_or(1_000),
+            request_timeout_ms: file.request_timeout_ms.unwrap_or(5_000),
+            join: flags.join,
+            fault_injection: flags.enable_fault_injection,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_single_node_on_2479() {
+        let c = Config::from_flags(Flags::default()).unwrap();
+        assert_eq!(c.id, 1);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:2479");
+        assert_eq!(c.peer_listen, None);
+        assert_eq!(c.data_dir, PathBuf::from("flaredb-data"));
+        assert_eq!(c.initial_cluster, BTreeMap::from([(1, "127.0.0.1:2479".to_string())]));
+        assert!(c.auto_create_namespaces);
+        assert_eq!(c.limits.max_scan_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn file_settings_apply_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "id = 2\nlisten = \"127.0.0.1:3000\"\nmax_value_bytes = 10\nmax_scan_bytes = 4096\n")
+            .unwrap();
+        let flags = Flags { config: Some(path.clone()), id: Some(3), ..Default::default() };
+        let c = Config::from_flags(flags).unwrap();
+        assert_eq!((c.id, c.listen.port(), c.limits.max_value_bytes), (3, 3000, 10));
+        assert_eq!(c.limits.max_scan_bytes, 4096);
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        let flags = Flags { config: Some(path), ..Default::default() };
+        assert!(matches!(Config::from_flags(flags), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn a_scan_budget_over_the_message_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "max_scan_bytes = 4194304\n").unwrap();
+        let flags = Flags { config: Some(path), ..Default::default() };
+        let e = Config::from_flags(flags).unwrap_err().to_string();
+        assert!(e.contains("max_scan_bytes") && e.contains("max_message_bytes"), "{e}");
+    }
+
+    #[test]
+    fn peer_listen_joins_the_own_address_or_must_be_named() {
+        let flags = Flags { peer_listen: Some("127.0.0.1:2579".into()), ..Default::default() };
+        let c = Config::from_flags(flags).unwrap();
+        assert_eq!(c.peer_listen.map(|p| p.port()), Some(2579));
+        assert_eq!(c.initial_cluster[&1], "127.0.0.1:2479@127.0.0.1:2579");
+        let flags = Flags {
+            peer_listen: Some("127.0.0.1:2579".into()),
+            initial_cluster: Some("1=127.0.0.1:2479".into()),
+            ..Default::default()
+        };
+        assert!(matches!(Config::from_flags(flags), Err(ConfigError::Invalid(_))));
+        let flags = Flags { peer_listen: Some("nonsense".into()), ..Default::default() };
+        assert!(matches!(Config::from_flags(flags), Err(ConfigError::Addr { flag: "peer-listen", .. })));
+    }
+
+    #[test]
+    fn node_must_be_in_initial_cluster() {
+        let flags = Flags { id: Some(4), initial_cluster: Some("1=127.0.0.1:1".into()), ..Default::default() };
+        assert!(matches!(Config::from_flags(flags), Err(ConfigError::NotInCluster { .. })));
+    }
+}
