@@ -2,23 +2,25 @@
 //! records written by `Admin/Backup`, checksummed).
 //!
 //! The node starts as if it had installed a snapshot at the backup's applied
-//! index: log purged up to it, membership = this node alone. Versions of the
-//! restored keys stay below every index the new cluster will write.
+//! index: log purged up to it, membership = this node alone. The backup is
+//! rewritten into that snapshot first, with the new `last_applied` and
+//! membership records in place of the old cluster's, so the state machine,
+//! CURRENT and the file the first learner receives all agree. Versions of
+//! the restored keys stay below every index the new cluster will write.
 
 use std::{collections::BTreeMap, path::Path};
 
-use flaredb_proto::raft as pb;
 use openraft::BasicNode;
-use rocksdb::WriteBatch;
+use prost::Message;
 
 use crate::{
-    codec,
     data_dir::DataDir,
     error::{OpenError, StoreError},
     storage::{
-        db::{self, sync_opts},
-        sm_meta,
-        snapshot_file::{Section, SnapshotReader},
+        db, sm_meta,
+        snapshot_check::{self, SnapshotCheckError},
+        snapshot_file::{Section, SnapshotReader, SnapshotWriter},
+        temp_file::TempFile,
         LogStore, SnapshotDir,
     },
     types::{LeaderId, LogId, Membership, SnapshotMeta, StoredMembership, Vote},
@@ -28,6 +30,8 @@ use crate::{
 pub enum RestoreError {
     #[error("backup {path} is corrupt or unreadable: {source}")]
     Backup { path: String, source: std::io::Error },
+    #[error("backup {path} is not a usable FlareDB backup: {source}")]
+    Invalid { path: String, source: SnapshotCheckError },
     #[error("data dir {0} already holds a node; restore needs an empty or absent directory")]
     NotEmpty(String),
     #[error("backup has no applied index: it is not a FlareDB backup")]
@@ -42,27 +46,37 @@ impl From<StoreError> for RestoreError {
     }
 }
 
-/// The applied log id recorded in a backup.
-fn backup_applied(path: &Path) -> Result<LogId, RestoreError> {
-    let io = |source| RestoreError::Backup { path: path.display().to_string(), source };
-    let mut r = SnapshotReader::open(path).map_err(io)?;
-    while let Some((section, k, v)) = r.next_record().map_err(io)? {
-        if section == Section::SmMeta && k == sm_meta::LAST_APPLIED_KEY {
-            let p: pb::LogId = codec::decode_pb("last applied", &v).map_err(StoreError::from)?;
-            return Ok(codec::log_id_from_pb(&p));
+/// Copies `backup` to `out`, replacing its `last_applied` and membership
+/// records with the new cluster's (an install marker is never copied).
+fn rewrite_meta(backup: &Path, out: &Path, meta: &SnapshotMeta) -> std::io::Result<()> {
+    let mut r = SnapshotReader::open(backup)?;
+    let mut w = SnapshotWriter::create(out)?;
+    let replaced = [sm_meta::LAST_APPLIED_KEY, sm_meta::MEMBERSHIP_KEY, sm_meta::INSTALLING_KEY];
+    while let Some((section, k, v)) = r.next_record()? {
+        if section == Section::SmMeta && replaced.contains(&k.as_slice()) {
+            continue;
         }
+        w.record(section, &k, &v)?;
     }
-    Err(RestoreError::NoAppliedIndex)
+    if let Some(last) = &meta.last_log_id {
+        w.record(Section::SmMeta, sm_meta::LAST_APPLIED_KEY, &crate::codec::log_id_to_pb(last).encode_to_vec())?;
+    }
+    let membership = crate::codec::stored_membership_to_pb(&meta.last_membership).encode_to_vec();
+    w.record(Section::SmMeta, sm_meta::MEMBERSHIP_KEY, &membership)?;
+    w.finish()
 }
 
 /// Restores `backup` into `data_dir` as node `id` at `addr`, a one-node cluster.
 pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u64, RestoreError> {
-    SnapshotReader::verify(backup)
-        .map_err(|source| RestoreError::Backup { path: backup.display().to_string(), source })?;
+    let invalid = |source| RestoreError::Invalid { path: backup.display().to_string(), source };
+    let applied =
+        snapshot_check::embedded_meta(backup).map_err(invalid)?.last_applied.ok_or(RestoreError::NoAppliedIndex)?;
+    if applied.index == u64::MAX {
+        return Err(invalid(SnapshotCheckError::IndexOverflow(applied.index)));
+    }
     if data_dir.join("IDENTITY").exists() || data_dir.join("db").exists() {
         return Err(RestoreError::NotEmpty(data_dir.display().to_string()));
     }
-    let applied = backup_applied(backup)?;
     let mut dir = DataDir::open(data_dir, id).map_err(OpenError::from)?;
     // A new cluster: its id must differ from the backed-up one's.
     let cluster = {
@@ -77,16 +91,13 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
     let nodes = BTreeMap::from([(id, BasicNode::new(addr))]);
     let membership =
         Membership::new(vec![[id].into()], nodes).map_err(|e| RestoreError::Open(OpenError::Raft(e.to_string())))?;
-    let stored = StoredMembership::new(Some(last), membership);
-    let meta = SnapshotMeta { last_log_id: Some(last), last_membership: stored.clone() };
+    let meta = SnapshotMeta { last_log_id: Some(last), last_membership: StoredMembership::new(Some(last), membership) };
 
-    let copy = snaps.temp_path("restore");
-    std::fs::copy(backup, &copy).map_err(|source| RestoreError::Backup { path: copy.display().to_string(), source })?;
-    snaps.install(&db, &meta, &copy)?;
-    let mut b = WriteBatch::default();
-    sm_meta::put_membership(&db, &mut b, &stored)?;
-    sm_meta::put_last_applied(&db, &mut b, &last)?;
-    db.write_opt(b, &sync_opts()).map_err(StoreError::from)?;
+    // Install checks the rewritten file's records against `meta`, then owns it.
+    let snapshot = TempFile::new(snaps.temp_path("restore"), &snaps.fail);
+    rewrite_meta(backup, snapshot.path(), &meta)
+        .map_err(|source| RestoreError::Backup { path: backup.display().to_string(), source })?;
+    snaps.install(&db, &meta, snapshot.path())?;
     LogStore::seed(&db, &last, &Vote::new(last.leader_id.term, id))?;
     Ok(applied.index)
 }

@@ -3,12 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use super::FlareNode;
-use crate::{
-    error::NodeError,
-    read,
-    storage::{db, SnapshotDir},
-    types::SnapshotMeta,
-};
+use crate::{error::NodeError, read, storage::db, types::SnapshotMeta};
 
 impl FlareNode {
     /// Builds a snapshot now (the log behind it is then purged per policy)
@@ -25,20 +20,29 @@ impl FlareNode {
         Ok(m.snapshot.map_or(0, |s| s.index))
     }
 
-    /// (applied index, hash of the state machine) from one consistent view.
+    /// (applied index, hash of the state machine) from one consistent view:
+    /// taken before or after a snapshot install, never during one.
     pub async fn state_hash(&self) -> Result<(u64, u64), NodeError> {
-        let db = self.db.clone();
-        db::blocking(move || read::state_hash(&db)).await.map_err(|e| NodeError::Fatal(e.to_string()))
+        let (db, snapshots) = (self.db.clone(), self.snapshots.clone());
+        db::blocking(move || {
+            // `state_hash` takes its own RocksDB view inside; the gate covers it.
+            let _view = snapshots.view();
+            read::state_hash(&db)
+        })
+        .await
+        .map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
-    /// Writes a consistent, checksummed backup of the state machine to a temp
-    /// file and returns it; the caller streams and then deletes it.
+    /// Writes a consistent, checksummed backup of the state machine (never a
+    /// view in the middle of an install) to a temp file and returns it; the
+    /// caller streams and then deletes it. A failed export leaves no file, and
+    /// one the caller never deletes is removed at the next open.
     pub async fn backup_file(&self) -> Result<(PathBuf, SnapshotMeta), NodeError> {
-        let db = self.db.clone();
+        let (db, snapshots) = (self.db.clone(), self.snapshots.clone());
         let path = self.snapshots.temp_path("backup");
         let p = path.clone();
         let meta =
-            db::blocking(move || SnapshotDir::export(&db, &p)).await.map_err(|e| NodeError::Fatal(e.to_string()))?;
+            db::blocking(move || snapshots.export(&db, &p)).await.map_err(|e| NodeError::Fatal(e.to_string()))?;
         Ok((path, meta))
     }
 

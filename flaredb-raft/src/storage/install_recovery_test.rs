@@ -25,7 +25,7 @@ async fn an_interrupted_install_is_redone_at_open() {
     let dst_path = tmp.path().join("dst");
     let snaps = SnapshotDir::new(tmp.path().join("snapshots")).unwrap();
     let file = tmp.path().join("snapshots").join("snap-4-1.snap");
-    let meta = SnapshotDir::export(&src, &file).unwrap();
+    let meta = snaps.export(&src, &file).unwrap();
     {
         let dst = db::open(&dst_path).unwrap();
         let mut b = WriteBatch::default();

@@ -3,11 +3,17 @@
 
 pub mod apply;
 pub mod db;
+pub mod fail_point;
 pub mod log_store;
 pub mod sm_meta;
 pub mod snapshot;
+mod snapshot_build;
+pub mod snapshot_check;
 pub mod snapshot_file;
+mod snapshot_install;
+pub mod snapshot_recv;
 pub mod state_machine;
+pub(crate) mod temp_file;
 
 pub use log_store::LogStore;
 pub use snapshot::{SnapshotDir, SnapshotFile};
@@ -18,3 +24,18 @@ mod conformance_test;
 
 #[cfg(test)]
 mod install_recovery_test;
+
+#[cfg(test)]
+mod restore_test;
+
+#[cfg(test)]
+mod snapshot_cleanup_test;
+
+#[cfg(test)]
+mod snapshot_crash_test;
+
+#[cfg(test)]
+mod snapshot_fixture_test;
+
+#[cfg(test)]
+mod snapshot_race_test;

@@ -1,84 +1,201 @@
-//! Snapshots: built from a RocksDB point-in-time view into a checksummed file,
-//! installed crash-atomically.
+//! The snapshot directory and the rules that keep it race-free and crash-safe.
 //!
-//! `snapshots/CURRENT` names the current snapshot file and its meta. Install:
-//! (1) the verified file gets its final name, (2) an `installing` marker
-//! pointing at it is written to `sm_meta` (synced), (3) the state-machine
-//! column families are replaced in batches, (4) the last batch clears the
-//! marker (synced), (5) CURRENT is replaced. A node that crashes between (2)
-//! and (4) redoes (3)–(5) when it opens.
+//! `snapshots/CURRENT` names the current snapshot file (`snap-*.snap`) and its
+//! meta; it is replaced by rename, durably. Build (`snapshot_build.rs`) and
+//! install (`snapshot_install.rs`) follow three rules:
+//!
+//! 1. Snapshot files are opened and deleted only under `lock`. A reader takes
+//!    its handle under the lock; on Linux an open handle survives the unlink,
+//!    so no reader ever sees its file vanish. CURRENT changes under the same lock.
+//! 2. A view of the state machine (export, build, backup, hash) is taken under
+//!    `gate` held for read; install holds it for write while it replaces the
+//!    column families, so every view sees the state before or after an install.
+//! 3. Temp files end in `.tmp`: failure paths delete them, and so does `new`
+//!    (at open, when no operation can be running).
 
 use std::{
     fs::{self, File},
     io,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use flaredb_proto::raft as pb;
 use prost::Message;
-use rocksdb::{IteratorMode, WriteBatch, DB};
 
-use super::{
-    db::{cf, sync_opts, CF_CAS, CF_RAW, CF_SM_META},
-    sm_meta,
-    snapshot_file::{Section, SnapshotReader, SnapshotWriter},
-};
+use super::{fail_point::FailPoints, snapshot_check::MAX_SNAPSHOT_BYTES};
 use crate::{codec, error::StoreError, types::SnapshotMeta};
 
 const CURRENT: &str = "CURRENT";
-/// Above any stored key: keys are limited far below this length.
-static KEY_SPACE_END: [u8; 1 << 17] = [0xFF; 1 << 17];
-const INSTALL_BATCH_BYTES: usize = 4 << 20;
+const TEMP_SUFFIX: &str = ".tmp";
+const SNAP_SUFFIX: &str = ".snap";
 
-/// An open snapshot file; the handle stays valid even if a newer snapshot
+/// An open snapshot file. The handle stays valid even if a newer snapshot
 /// replaces and deletes the file while it is being sent.
+///
+/// A temp file (a received snapshot, `*.tmp`) belongs to its handle: it is
+/// deleted when the handle drops, so a snapshot that openraft declines to
+/// install never lingers. Install moves it to its final name first.
 #[derive(Debug)]
 pub struct SnapshotFile {
     pub path: PathBuf,
     pub file: File,
+    owns_temp: bool,
 }
 
 impl SnapshotFile {
     pub fn open(path: PathBuf) -> io::Result<Self> {
         let file = File::open(&path)?;
-        Ok(Self { path, file })
+        let owns_temp = is_temp(&path);
+        Ok(Self { path, file, owns_temp })
     }
 }
 
-/// The snapshot directory; the mutex orders CURRENT updates and clean-up
-/// between a concurrent build and install.
-#[derive(Clone)]
+impl Drop for SnapshotFile {
+    fn drop(&mut self) {
+        if self.owns_temp {
+            // NotFound: install moved it; anything else only leaves a temp file for the next open.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn is_temp(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(TEMP_SUFFIX))
+}
+
+/// The snapshot directory; clones share the lock, the gate and the failure points.
+#[derive(Debug, Clone)]
 pub struct SnapshotDir {
     dir: PathBuf,
     lock: Arc<Mutex<()>>,
+    gate: Arc<RwLock<()>>,
+    max_bytes: u64,
+    pub(crate) fail: FailPoints,
 }
 
-fn unique_suffix() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+/// Unique within the process (counter) and across restarts (clock).
+fn unique_suffix() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{nanos}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn snap_io(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+pub(crate) fn snap_io(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::SnapshotIo { path: path.to_path_buf(), source }
 }
 
 impl SnapshotDir {
+    /// Opens (or creates) the directory and deletes temp files a crash left.
+    /// Only at open: no build, install or receive can be running yet.
     pub fn new(dir: PathBuf) -> Result<Self, StoreError> {
         fs::create_dir_all(&dir).map_err(snap_io(&dir))?;
-        Ok(Self { dir, lock: Arc::new(Mutex::new(())) })
+        let this = Self {
+            dir,
+            lock: Arc::default(),
+            gate: Arc::default(),
+            max_bytes: MAX_SNAPSHOT_BYTES,
+            fail: FailPoints::default(),
+        };
+        for path in this.files(TEMP_SUFFIX)? {
+            tracing::info!(path = %path.display(), "removing a temp file left by an interrupted operation");
+            fs::remove_file(&path).map_err(snap_io(&path))?;
+        }
+        Ok(this)
+    }
+
+    /// Sets the largest snapshot this node accepts (default `MAX_SNAPSHOT_BYTES`).
+    pub fn with_max_snapshot_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    pub fn max_snapshot_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
     }
 
     /// A fresh path for a snapshot being received from the leader.
     pub fn receive_path(&self) -> PathBuf {
-        self.dir.join(format!("recv-{}.tmp", unique_suffix()))
+        self.temp_path("recv")
     }
 
-    fn sync_dir(&self) -> Result<(), StoreError> {
+    /// A fresh temp path in the snapshot dir (same filesystem as the DB).
+    pub fn temp_path(&self, what: &str) -> PathBuf {
+        self.dir.join(format!("{what}-{}{TEMP_SUFFIX}", unique_suffix()))
+    }
+
+    /// Whether `path` is a temp file of this directory (install may move it).
+    pub(crate) fn is_own_temp(&self, path: &Path) -> bool {
+        path.parent() == Some(self.dir.as_path()) && is_temp(path)
+    }
+
+    pub(crate) fn snap_path(&self, meta: &SnapshotMeta) -> PathBuf {
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        self.dir.join(format!("snap-{index}-{}{SNAP_SUFFIX}", unique_suffix()))
+    }
+
+    /// Every file of the directory whose name ends with `suffix`.
+    pub(crate) fn files(&self, suffix: &str) -> Result<Vec<PathBuf>, StoreError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(snap_io(&self.dir))? {
+            let entry = entry.map_err(snap_io(&self.dir))?;
+            if entry.file_name().to_str().is_some_and(|n| n.ends_with(suffix)) {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rule 1: held to open, rename or delete snapshot files and to change CURRENT.
+    pub(crate) fn locked(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rule 2: hold while taking a point-in-time view of the state machine
+    /// (`DB::snapshot`, or a whole read such as the state hash).
+    pub fn view(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rule 2: held by install while the column families are being replaced.
+    pub(crate) fn replacing(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn sync_dir(&self) -> Result<(), StoreError> {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(snap_io(&self.dir))
     }
 
+    /// The current snapshot's meta and path (the file may be replaced any
+    /// time after this returns: open it with `current_file` instead).
     pub fn current(&self) -> Result<Option<(SnapshotMeta, PathBuf)>, StoreError> {
+        let _lock = self.locked();
+        self.read_current()
+    }
+
+    /// The current snapshot, opened under the lock (rule 1).
+    pub fn current_file(&self) -> Result<Option<(SnapshotMeta, SnapshotFile)>, StoreError> {
+        let _lock = self.locked();
+        self.open_current()
+    }
+
+    /// Caller holds the lock.
+    pub(crate) fn open_current(&self) -> Result<Option<(SnapshotMeta, SnapshotFile)>, StoreError> {
+        let Some((meta, path)) = self.read_current()? else { return Ok(None) };
+        let file = SnapshotFile::open(path.clone()).map_err(snap_io(&path))?;
+        Ok(Some((meta, file)))
+    }
+
+    /// Caller holds the lock (or the directory is not in use yet).
+    pub(crate) fn read_current(&self) -> Result<Option<(SnapshotMeta, PathBuf)>, StoreError> {
         let path = self.dir.join(CURRENT);
         let raw = match fs::read(&path) {
             Ok(raw) => raw,
@@ -89,140 +206,48 @@ impl SnapshotDir {
         self.resolve_pointer(&p).map(Some)
     }
 
-    fn resolve_pointer(&self, p: &pb::SnapshotPointer) -> Result<(SnapshotMeta, PathBuf), StoreError> {
+    pub(crate) fn resolve_pointer(&self, p: &pb::SnapshotPointer) -> Result<(SnapshotMeta, PathBuf), StoreError> {
         let meta = p.meta.as_ref().ok_or_else(|| StoreError::corrupt("snapshot pointer", "no meta"))?;
-        if p.file.contains('/') || p.file.is_empty() {
-            return Err(StoreError::corrupt("snapshot pointer", "bad file name"));
+        if p.file.is_empty() || p.file.contains('/') || !p.file.ends_with(SNAP_SUFFIX) {
+            return Err(StoreError::corrupt("snapshot pointer", format!("bad file name {:?}", p.file)));
         }
         Ok((codec::snapshot_meta_from_pb(meta)?, self.dir.join(&p.file)))
     }
 
-    /// Points CURRENT at `file` and removes every other snapshot file.
-    /// Caller holds `self.lock`.
-    fn set_current(&self, meta: &SnapshotMeta, file: &Path) -> Result<(), StoreError> {
+    /// The pointer CURRENT (or the install marker) stores for `file`.
+    pub(crate) fn pointer(meta: &SnapshotMeta, file: &Path) -> pb::SnapshotPointer {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let p = pb::SnapshotPointer { meta: Some(codec::snapshot_meta_to_pb(meta)), file: name.clone() };
-        let tmp = self.dir.join("CURRENT.tmp");
-        fs::write(&tmp, p.encode_to_vec()).map_err(snap_io(&tmp))?;
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(snap_io(&tmp))?;
-        fs::rename(&tmp, self.dir.join(CURRENT)).map_err(snap_io(&tmp))?;
-        self.sync_dir()?;
-        for entry in fs::read_dir(&self.dir).map_err(snap_io(&self.dir))?.flatten() {
-            let n = entry.file_name().to_string_lossy().to_string();
-            if n.ends_with(".snap") && n != name {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        Ok(())
+        pb::SnapshotPointer { meta: Some(codec::snapshot_meta_to_pb(meta)), file: name }
     }
 
-    /// Writes a snapshot of `db` as of now to `path` (not registered as
-    /// current: for backups). Blocking.
-    pub fn export(db: &DB, path: &Path) -> Result<SnapshotMeta, StoreError> {
-        let view = db.snapshot();
-        let read = |key: &[u8]| view.get_cf(cf(db, CF_SM_META)?, key).map_err(StoreError::from);
-        let last_log_id = match read(sm_meta::LAST_APPLIED_KEY)? {
-            Some(raw) => Some(codec::log_id_from_pb(&codec::decode_pb("last applied", &raw)?)),
-            None => None,
+    /// Points CURRENT at `file`, durably. Caller holds the lock.
+    pub(crate) fn set_current(&self, meta: &SnapshotMeta, file: &Path) -> Result<(), StoreError> {
+        let tmp = super::temp_file::TempFile::new(self.temp_path("CURRENT"), &self.fail);
+        let path = tmp.path().to_path_buf();
+        let write = || -> io::Result<()> {
+            let mut f = File::create(&path)?;
+            io::Write::write_all(&mut f, &Self::pointer(meta, file).encode_to_vec())?;
+            f.sync_all()?;
+            fs::rename(&path, self.dir.join(CURRENT))
         };
-        let last_membership = match read(sm_meta::MEMBERSHIP_KEY)? {
-            Some(raw) => codec::stored_membership_from_pb(&codec::decode_pb("membership", &raw)?)?,
-            None => Default::default(),
+        write().map_err(snap_io(&path))?;
+        tmp.keep();
+        self.sync_dir()
+    }
+
+    /// Deletes every snapshot file but `keep`. Caller holds the lock, so no
+    /// reader is between reading CURRENT and opening its file (rule 1). A file
+    /// that cannot be deleted is only wasted space (the next prune or open
+    /// retries): the build or install that called this has succeeded.
+    pub(crate) fn prune(&self, keep: Option<&Path>) {
+        let files = match self.files(SNAP_SUFFIX) {
+            Ok(files) => files,
+            Err(e) => return tracing::warn!(error = %e, "listing old snapshots"),
         };
-        let mut w = SnapshotWriter::create(path).map_err(snap_io(path))?;
-        for (section, name) in [(Section::Cas, CF_CAS), (Section::Raw, CF_RAW), (Section::SmMeta, CF_SM_META)] {
-            for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
-                let (k, v) = item?;
-                if section == Section::SmMeta && k.as_ref() == sm_meta::INSTALLING_KEY {
-                    continue;
-                }
-                w.record(section, &k, &v).map_err(snap_io(path))?;
+        for path in files.into_iter().filter(|p| Some(p.as_path()) != keep) {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing an old snapshot");
             }
         }
-        w.finish().map_err(snap_io(path))?;
-        Ok(SnapshotMeta { last_log_id, last_membership })
-    }
-
-    /// A fresh temp path in the snapshot dir (same filesystem as the DB).
-    pub fn temp_path(&self, what: &str) -> PathBuf {
-        self.dir.join(format!("{what}-{}.tmp", unique_suffix()))
-    }
-
-    /// Writes a snapshot of `db` as of now and makes it current. Blocking.
-    pub fn build(&self, db: &DB) -> Result<(SnapshotMeta, PathBuf), StoreError> {
-        let suffix = unique_suffix();
-        let tmp = self.dir.join(format!("build-{suffix}.tmp"));
-        let meta = Self::export(db, &tmp)?;
-        let index = meta.last_log_id.map_or(0, |id| id.index);
-        let final_path = self.dir.join(format!("snap-{index}-{suffix}.snap"));
-        fs::rename(&tmp, &final_path).map_err(snap_io(&tmp))?;
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        // A snapshot installed meanwhile may be newer; keep the newest.
-        if let Some((cur, _)) = self.current()? {
-            if cur.last_log_id > meta.last_log_id {
-                let _ = fs::remove_file(&final_path);
-                return self.current()?.ok_or_else(|| StoreError::corrupt("snapshot", "CURRENT vanished"));
-            }
-        }
-        self.set_current(&meta, &final_path)?;
-        Ok((meta, final_path))
-    }
-
-    /// Replaces the state machine with the snapshot at `received`. The caller
-    /// has verified it (`SnapshotReader::verify`): an error here stops Raft. Blocking.
-    pub fn install(&self, db: &DB, meta: &SnapshotMeta, received: &Path) -> Result<PathBuf, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let index = meta.last_log_id.map_or(0, |id| id.index);
-        let final_path = self.dir.join(format!("snap-{index}-{}.snap", unique_suffix()));
-        fs::rename(received, &final_path).map_err(snap_io(received))?;
-        self.sync_dir()?;
-        let name = final_path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let pointer = pb::SnapshotPointer { meta: Some(codec::snapshot_meta_to_pb(meta)), file: name };
-        let mut b = WriteBatch::default();
-        b.put_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY, pointer.encode_to_vec());
-        db.write_opt(b, &sync_opts())?;
-        self.load(db, meta, &final_path)?;
-        Ok(final_path)
-    }
-
-    /// Steps (3)–(5): replace the column families with the file's records.
-    fn load(&self, db: &DB, meta: &SnapshotMeta, path: &Path) -> Result<(), StoreError> {
-        let marker = db
-            .get_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY)?
-            .ok_or_else(|| StoreError::corrupt("snapshot install", "marker missing"))?;
-        let mut b = WriteBatch::default();
-        for name in [CF_CAS, CF_RAW, CF_SM_META] {
-            b.delete_range_cf(cf(db, name)?, &[][..], &KEY_SPACE_END[..]);
-        }
-        b.put_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY, marker);
-        db.write(b)?;
-        let mut r = SnapshotReader::open(path).map_err(snap_io(path))?;
-        let mut b = WriteBatch::default();
-        while let Some((section, k, v)) = r.next_record().map_err(snap_io(path))? {
-            let name = match section {
-                Section::Cas => CF_CAS,
-                Section::Raw => CF_RAW,
-                Section::SmMeta => CF_SM_META,
-            };
-            b.put_cf(cf(db, name)?, k, v);
-            if b.size_in_bytes() >= INSTALL_BATCH_BYTES {
-                db.write(std::mem::take(&mut b))?;
-            }
-        }
-        b.delete_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY);
-        // The synced last batch makes every earlier batch durable too (one WAL).
-        db.write_opt(b, &sync_opts())?;
-        self.set_current(meta, path)
-    }
-
-    /// Finishes an install interrupted by a crash, if the marker says so. Blocking.
-    pub fn recover(&self, db: &DB) -> Result<bool, StoreError> {
-        let Some(raw) = db.get_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY)? else { return Ok(false) };
-        let p: pb::SnapshotPointer = codec::decode_pb("install marker", &raw)?;
-        let (meta, path) = self.resolve_pointer(&p)?;
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        tracing::warn!(snapshot = %path.display(), "finishing a snapshot install interrupted by a crash");
-        self.load(db, &meta, &path)?;
-        Ok(true)
     }
 }

@@ -67,12 +67,17 @@ impl SnapshotWriter {
     }
 
     pub fn record(&mut self, section: Section, key: &[u8], value: &[u8]) -> io::Result<()> {
+        // A field the reader would refuse is refused here, not truncated by a cast.
+        let len = |field: &[u8]| u32::try_from(field.len()).ok().filter(|&n| n <= MAX_FIELD);
+        let (Some(key_len), Some(value_len)) = (len(key), len(value)) else {
+            return Err(invalid(format!("snapshot record of {} + {} bytes is too large", key.len(), value.len())));
+        };
         self.write(&[section as u8])?;
-        self.write(&(key.len() as u32).to_be_bytes())?;
+        self.write(&key_len.to_be_bytes())?;
         self.write(key)?;
-        self.write(&(value.len() as u32).to_be_bytes())?;
+        self.write(&value_len.to_be_bytes())?;
         self.write(value)?;
-        self.count += 1;
+        self.count = self.count.checked_add(1).ok_or_else(|| invalid("snapshot record count overflows"))?;
         Ok(())
     }
 
@@ -159,7 +164,7 @@ impl SnapshotReader {
         let section = Section::from_tag(tag).ok_or_else(|| invalid(format!("unknown snapshot record tag {tag}")))?;
         let key = self.read_field()?;
         let value = self.read_field()?;
-        self.count += 1;
+        self.count = self.count.checked_add(1).ok_or_else(|| invalid("snapshot record count overflows"))?;
         Ok(Some((section, key, value)))
     }
 

@@ -65,7 +65,8 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// Opens the state machine, finishing an install a crash interrupted.
+    /// Opens the state machine, finishing an install a crash interrupted and
+    /// deleting snapshot files CURRENT does not name.
     pub async fn open(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StoreError> {
         let (d, s) = (db.clone(), snapshots.clone());
         let (registry, retired) = blocking(move || {
@@ -150,6 +151,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (db, dir, meta) = (self.db.clone(), self.snapshots.clone(), meta.clone());
         let (registry, retired) = blocking(move || {
             dir.install(&db, &meta, &snapshot.path)?;
+            // A received temp file was moved by install; dropping the handle
+            // deletes one that was not (see `SnapshotFile`).
+            drop(snapshot);
             Ok((sm_meta::load_registry(&db)?, sm_meta::load_retired(&db)?))
         })
         .await?;
@@ -162,11 +166,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
         let dir = self.snapshots.clone();
-        let found = blocking(move || dir.current()).await?;
-        match found {
-            Some((meta, path)) => Ok(Some(Snapshot { meta, snapshot: SnapshotFile::open(path)? })),
-            None => Ok(None),
-        }
+        // Opened under the directory lock: a concurrent build cannot delete it first.
+        let found = blocking(move || dir.current_file()).await?;
+        Ok(found.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
     }
 }
 
@@ -180,7 +182,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
         let (db, dir) = (self.db.clone(), self.snapshots.clone());
-        let (meta, path) = blocking(move || dir.build(&db)).await?;
-        Ok(Snapshot { meta, snapshot: SnapshotFile::open(path)? })
+        let (meta, snapshot) = blocking(move || dir.build(&db)).await?;
+        Ok(Snapshot { meta, snapshot })
     }
 }
