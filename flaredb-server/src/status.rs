@@ -1,10 +1,10 @@
 //! The one place where FlareDB errors become gRPC statuses. Every status
 //! carries a message a person can act on; NotLeader carries the leader hint.
 
-use flaredb_proto::leader_hint::{mark_not_applied, LeaderHint};
-use flaredb_raft::{namespace::NamespaceRejection, NodeError};
 use std::time::Duration;
 
+use flaredb_proto::leader_hint::{mark_not_applied, LeaderHint};
+use flaredb_raft::{namespace::NamespaceRejection, storage::snapshot_recv::ReceiveError, NodeError};
 use tonic::{Code, Status};
 
 pub fn rejection(r: NamespaceRejection) -> Status {
@@ -79,6 +79,15 @@ pub fn message_too_large(detail: &str) -> Status {
         "the request is larger than this server accepts (max_message_bytes; keys and values have their own, \
          smaller limits): {detail}"
     ))
+}
+
+/// A snapshot a leader sent that could not be received.
+pub fn snapshot_receive(e: ReceiveError) -> Status {
+    match e {
+        ReceiveError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+        ReceiveError::Invalid(_) => Status::data_loss(e.to_string()),
+        ReceiveError::Io { .. } | ReceiveError::Join(_) => Status::internal(e.to_string()),
+    }
 }
 
 #[cfg(test)]

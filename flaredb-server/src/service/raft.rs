@@ -10,12 +10,13 @@ use flaredb_raft::{
     network::CLUSTER_KEY,
     node::FlareNode,
     rpc_codec as rc,
-    storage::{snapshot_file::SnapshotReader, SnapshotFile},
+    storage::SnapshotFile,
 };
 use futures::StreamExt;
 use openraft::Snapshot;
-use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::status;
 
 pub struct RaftService {
     pub node: Arc<FlareNode>,
@@ -72,23 +73,9 @@ impl RaftRpc for RaftService {
         let vote = codec::req_vote_from_pb(&first.vote, "snapshot").map_err(bad)?;
         let meta = first.meta.as_ref().ok_or_else(|| Status::invalid_argument("first snapshot chunk has no meta"))?;
         let meta = codec::snapshot_meta_from_pb(meta).map_err(bad)?;
-        let path = self.node.snapshots().receive_path();
-        let received = receive(&path, first.data, &mut stream).await;
-        let verified = match received {
-            Ok(()) => {
-                let p = path.clone();
-                tokio::task::spawn_blocking(move || SnapshotReader::verify(&p))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))
-                    .and_then(|r| r.map_err(|e| Status::data_loss(format!("received snapshot is invalid: {e}"))))
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = verified {
-            let _ = tokio::fs::remove_file(&path).await;
-            return Err(e);
-        }
-        let file = SnapshotFile::open(path).map_err(|e| Status::internal(e.to_string()))?;
+        // Capped while it streams in, checked against its meta, and deleted
+        // on any path that does not hand it to openraft.
+        let file = receive(&self.node, &meta, first.data, &mut stream).await?;
         let resp =
             self.node.raft().install_full_snapshot(vote, Snapshot { meta, snapshot: file }).await.map_err(raft_err)?;
         Ok(Response::new(pb::SnapshotResponse { vote: Some(codec::vote_to_pb(&resp.vote)) }))
@@ -105,18 +92,17 @@ impl RaftRpc for RaftService {
     }
 }
 
-/// Writes the streamed chunks to `path` and fsyncs it.
+/// Receives the streamed chunks into a snapshot file checked against `meta`.
 async fn receive(
-    path: &std::path::Path,
+    node: &FlareNode,
+    meta: &flaredb_raft::types::SnapshotMeta,
     first: bytes::Bytes,
     stream: &mut Streaming<pb::SnapshotChunk>,
-) -> Result<(), Status> {
-    let io = |e: std::io::Error| Status::internal(format!("writing snapshot {}: {e}", path.display()));
-    let mut f = tokio::fs::File::create(path).await.map_err(io)?;
-    f.write_all(&first).await.map_err(io)?;
+) -> Result<SnapshotFile, Status> {
+    let mut rx = node.snapshots().receive().await.map_err(status::snapshot_receive)?;
+    rx.write(&first).await.map_err(status::snapshot_receive)?;
     while let Some(chunk) = stream.next().await {
-        f.write_all(&chunk?.data).await.map_err(io)?;
+        rx.write(&chunk?.data).await.map_err(status::snapshot_receive)?;
     }
-    f.sync_all().await.map_err(io)?;
-    Ok(())
+    rx.finish(meta).await.map_err(status::snapshot_receive)
 }
