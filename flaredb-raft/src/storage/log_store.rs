@@ -1,7 +1,9 @@
 //! openraft log storage on the `raft_log` and `raft_meta` column families.
 //!
 //! Durability rules, each enforced at the line that writes:
-//! - `save_vote` and `append` fsync the WAL before reporting success;
+//! - `save_vote` fsyncs the WAL before returning; `append` returns once its
+//!   entries are written (readable) and reports them flushed to openraft only
+//!   after an fsync of the WAL that holds them (`wal_flusher`);
 //! - `purge` records last-purged (fsynced) before deleting entries, so a
 //!   restart never sees a hole at the start of the log.
 
@@ -15,7 +17,10 @@ use openraft::{
 use prost::Message;
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 
-use super::db::{blocking, cf, sync_opts, CF_LOG, CF_RAFT_META};
+use super::{
+    db::{blocking, cf, sync_opts, CF_LOG, CF_RAFT_META},
+    wal_flusher::WalFlusher,
+};
 use crate::{
     codec,
     error::StoreError,
@@ -26,9 +31,15 @@ const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
 const PURGED_KEY: &[u8] = b"last_purged";
 
+/// Appends below this size are written on the Raft task itself: a small
+/// unsynced RocksDB write costs less than a hop to the blocking pool.
+const INLINE_APPEND_BYTES: usize = 256 << 10;
+
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    /// None only if its thread could not be started: appends then fsync inline.
+    flusher: Option<Arc<WalFlusher>>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -43,7 +54,25 @@ fn read_log_id(db: &DB, key: &[u8]) -> Result<Option<LogId>, StoreError> {
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> Self {
-        Self { db }
+        let flusher = match WalFlusher::start(db.clone()) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no WAL flusher thread; log appends will fsync one by one");
+                None
+            }
+        };
+        Self { db, flusher }
+    }
+
+    fn write_entries(db: &DB, encoded: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let log = cf(db, CF_LOG)?;
+        let mut b = WriteBatch::default();
+        for (index, raw) in encoded {
+            b.put_cf(log, index_key(*index), raw);
+        }
+        // Not synced here: durability is reported by the flusher's callback.
+        db.write(b)?;
+        Ok(())
     }
 
     /// Makes an empty log look purged up to `last` with `vote` saved: the
@@ -85,7 +114,7 @@ impl LogStore {
                 return Err(StoreError::corrupt("raft log", format!("hole: expected index {expect}, found {index}")));
             }
             out.push(codec::decode_entry(&v)?);
-            expect = Some(index + 1);
+            expect = Some(index.saturating_add(1));
         }
         Ok(out)
     }
@@ -99,11 +128,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         use std::ops::Bound;
         let start = match range.start_bound() {
             Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s + 1,
+            Bound::Excluded(&s) => s.saturating_add(1),
             Bound::Unbounded => 0,
         };
         let end = match range.end_bound() {
-            Bound::Included(&e) => Some(e + 1),
+            Bound::Included(&e) => Some(e.saturating_add(1)),
             Bound::Excluded(&e) => Some(e),
             Bound::Unbounded => None,
         };
@@ -186,33 +215,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let encoded: Vec<(u64, Vec<u8>)> =
             entries.into_iter().map(|e| (e.log_id.index, codec::encode_entry(&e))).collect();
-        let db = self.db.clone();
-        let res = blocking(move || {
-            let log = cf(&db, CF_LOG)?;
-            let mut b = WriteBatch::default();
-            for (index, raw) in &encoded {
-                b.put_cf(log, index_key(*index), raw);
-            }
-            // One fsync for the whole batch, and only then tell openraft it is durable.
-            db.write_opt(b, &sync_opts())?;
-            Ok(())
-        })
-        .await;
-        match res {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                callback.io_completed(Err(io::Error::other(msg)));
-                Err(e.into())
-            }
+        let bytes: usize = encoded.iter().map(|(_, raw)| raw.len()).sum();
+        let written = if bytes < INLINE_APPEND_BYTES {
+            Self::write_entries(&self.db, &encoded)
+        } else {
+            let db = self.db.clone();
+            blocking(move || Self::write_entries(&db, &encoded)).await
+        };
+        if let Err(e) = written {
+            callback.io_completed(Err(io::Error::other(e.to_string())));
+            return Err(e.into());
         }
+        let callback = match &self.flusher {
+            Some(f) => match f.after_next_flush(callback) {
+                Ok(()) => return Ok(()),
+                Err(cb) => cb,
+            },
+            None => callback,
+        };
+        // No flusher: fsync here, and only then tell openraft it is durable.
+        let db = self.db.clone();
+        let res = blocking(move || Ok(db.flush_wal(true)?)).await;
+        callback.io_completed(res.map_err(|e| io::Error::other(e.to_string())));
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        let from = last_log_id.map_or(0, |id| id.index + 1);
+        let from = last_log_id.map_or(0, |id| id.index.saturating_add(1));
         let db = self.db.clone();
         blocking(move || {
             let mut b = WriteBatch::default();
@@ -234,7 +263,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // Last-purged is durable before any entry disappears.
             db.write_opt(b, &sync_opts())?;
             let mut b = WriteBatch::default();
-            b.delete_range_cf(cf(&db, CF_LOG)?, index_key(0), index_key(log_id.index + 1));
+            b.delete_range_cf(cf(&db, CF_LOG)?, index_key(0), index_key(log_id.index.saturating_add(1)));
             db.write(b)?;
             Ok(())
         })

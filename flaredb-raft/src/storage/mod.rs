@@ -14,6 +14,7 @@ mod snapshot_install;
 pub mod snapshot_recv;
 pub mod state_machine;
 pub(crate) mod temp_file;
+mod wal_flusher;
 
 pub use log_store::LogStore;
 pub use snapshot::{SnapshotDir, SnapshotFile};

@@ -3,7 +3,7 @@
 //! Apply writes one `WriteBatch` per batch of entries holding the data
 //! changes, `last_applied` and membership, so a batch is applied entirely or
 //! not at all and never twice. The batch is not fsynced: the log it came from
-//! is, and both share one WAL, so the next synced write (an append, a vote, a
+//! is, and both share one WAL, so the next WAL fsync (of a log append, a vote, a
 //! purge) makes it durable; a crash before that replays it from the log.
 
 use std::{
@@ -31,6 +31,39 @@ use crate::{
     namespace::Registry,
     types::{FlareResponse, LogId, SnapshotMeta, StoredMembership, TypeConfig},
 };
+
+/// Batches up to this size are applied on the state-machine task itself: a
+/// few point reads and one unsynced write cost less than a hop to the
+/// blocking pool, which one client's latency would pay on every write.
+const INLINE_APPLY_ENTRIES: usize = 16;
+const INLINE_APPLY_BYTES: usize = 64 << 10;
+
+type Applied = (Registry, Vec<u64>, Vec<(FlareResponse, Option<Responder>)>);
+
+/// Applies `batch` in one `WriteBatch` (see the module comment).
+fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig>>) -> Result<Applied, StoreError> {
+    let mut ab = ApplyBatch::new(db, registry);
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut last = None;
+    for (entry, responder) in batch {
+        let resp = match &entry.payload {
+            EntryPayload::Blank => FlareResponse::None,
+            EntryPayload::Normal(req) => ab.command(entry.log_id.index, &req.0)?,
+            EntryPayload::Membership(m) => {
+                let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                sm_meta::put_membership(db, &mut ab.batch, &stored)?;
+                FlareResponse::None
+            }
+        };
+        last = Some(entry.log_id);
+        answers.push((resp, responder));
+    }
+    if let Some(last) = last {
+        sm_meta::put_last_applied(db, &mut ab.batch, &last)?;
+    }
+    db.write(ab.batch)?;
+    Ok((ab.registry, ab.retired, answers))
+}
 
 /// State the services read without going through Raft.
 #[derive(Debug)]
@@ -105,32 +138,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if batch.is_empty() {
             return Ok(());
         }
-        let db = self.db.clone();
         let registry = self.shared.registry().clone();
-        let (registry, retired, answers) = blocking(move || {
-            let mut ab = ApplyBatch::new(&db, registry);
-            let mut answers: Vec<(FlareResponse, Option<Responder>)> = Vec::with_capacity(batch.len());
-            let mut last = None;
-            for (entry, responder) in batch {
-                let resp = match &entry.payload {
-                    EntryPayload::Blank => FlareResponse::None,
-                    EntryPayload::Normal(req) => ab.command(entry.log_id.index, &req.0)?,
-                    EntryPayload::Membership(m) => {
-                        let stored = StoredMembership::new(Some(entry.log_id), m.clone());
-                        sm_meta::put_membership(&db, &mut ab.batch, &stored)?;
-                        FlareResponse::None
-                    }
-                };
-                last = Some(entry.log_id);
-                answers.push((resp, responder));
-            }
-            if let Some(last) = last {
-                sm_meta::put_last_applied(&db, &mut ab.batch, &last)?;
-            }
-            db.write(ab.batch)?;
-            Ok((ab.registry, ab.retired, answers))
-        })
-        .await?;
+        let payload: usize = batch
+            .iter()
+            .map(|(e, _)| match &e.payload {
+                EntryPayload::Normal(req) => prost::Message::encoded_len(&req.0),
+                _ => 0,
+            })
+            .sum();
+        let (registry, retired, answers) = if batch.len() <= INLINE_APPLY_ENTRIES && payload <= INLINE_APPLY_BYTES {
+            apply_batch(&self.db, registry, batch)?
+        } else {
+            let db = self.db.clone();
+            blocking(move || apply_batch(&db, registry, batch)).await?
+        };
         self.shared.set_registry(registry);
         if !retired.is_empty() {
             self.shared.retired.write().unwrap_or_else(|p| p.into_inner()).extend(retired);
