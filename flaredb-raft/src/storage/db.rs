@@ -4,7 +4,9 @@
 
 use std::{path::Path, sync::Arc};
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamily, WriteBatch, WriteOptions, DB};
+
+use super::db_options;
 
 use crate::error::StoreError;
 
@@ -19,7 +21,8 @@ pub const CF_RAW: &str = "raw";
 /// State-machine metadata: last applied, membership, namespace registry.
 pub const CF_SM_META: &str = "sm_meta";
 
-const ALL_CFS: [&str; 5] = [CF_LOG, CF_RAFT_META, CF_CAS, CF_RAW, CF_SM_META];
+/// Every column family, in the order `db_options::cf_descriptors` lists them.
+pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_RAFT_META, CF_CAS, CF_RAW, CF_SM_META];
 
 /// On-disk format of this build; stored at creation, checked at every open.
 pub const FORMAT_VERSION: u32 = 1;
@@ -27,13 +30,7 @@ const FORMAT_KEY: &[u8] = b"format_version";
 
 /// Opens or creates the DB, refusing one written in another format.
 pub fn open(path: &Path) -> Result<Arc<DB>, StoreError> {
-    let mut opts = Options::default();
-    opts.create_if_missing(true);
-    opts.create_missing_column_families(true);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    opts.increase_parallelism(2);
-    let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-    let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+    let db = DB::open_cf_descriptors(&db_options::db_options(), path, db_options::cf_descriptors())?;
     let meta = cf(&db, CF_RAFT_META)?;
     match db.get_cf(meta, FORMAT_KEY)? {
         Some(raw) => {

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod db;
+mod db_options;
 pub mod fail_point;
 pub mod log_store;
 pub mod sm_meta;
