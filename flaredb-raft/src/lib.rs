@@ -7,15 +7,16 @@
 pub mod codec;
 pub mod data_dir;
 pub mod error;
+mod fnv;
 pub mod keys;
 pub mod namespace;
 pub mod network;
 pub mod node;
-pub mod read;
 pub mod restore;
 pub mod rpc_codec;
 pub mod storage;
 pub mod types;
 
 pub use error::{NodeError, OpenError, StoreError};
+pub use storage::read;
 pub use types::{FlareRequest, FlareResponse, TypeConfig};

@@ -81,7 +81,7 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
     // A new cluster: its id must differ from the backed-up one's.
     let cluster = {
         let seed = format!("restore:{id}:{addr}:{}:{:?}", applied.index, std::time::SystemTime::now());
-        seed.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3)).max(1)
+        crate::fnv::hash(seed.as_bytes()).max(1)
     };
     dir.set_cluster_id(cluster).map_err(OpenError::from)?;
     let db = db::open(&dir.db_path())?;

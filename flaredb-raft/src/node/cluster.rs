@@ -15,14 +15,11 @@ use crate::types::NodeId;
 /// on the stored id is the node's cluster id, whatever the flag says later
 /// (the membership itself lives in the log, so the flag may go stale).
 pub(super) fn cluster_id(members: &BTreeMap<NodeId, String>) -> u64 {
-    // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
-    let mut h: u64 = 0xcbf29ce484222325;
+    let mut h = crate::fnv::Fnv1a::default();
     for (id, addr) in members {
-        for b in format!("{id}={addr};").bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-        }
+        h.write(format!("{id}={addr};").as_bytes());
     }
-    h.max(1)
+    h.finish().max(1)
 }
 
 /// Says that `--initial-cluster` is ignored on a node whose data dir already

@@ -6,6 +6,7 @@ pub mod db;
 mod db_options;
 pub mod fail_point;
 pub mod log_store;
+pub mod read;
 pub mod sm_meta;
 pub mod snapshot;
 mod snapshot_build;

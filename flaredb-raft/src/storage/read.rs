@@ -99,25 +99,19 @@ pub fn state_hash(db: &DB) -> Result<(u64, u64), StoreError> {
         Some(raw) => crate::codec::decode_pb::<flaredb_proto::raft::LogId>("last applied", &raw)?.index,
         None => 0,
     };
-    // FNV-1a: stable across builds and machines.
-    let mut h: u64 = 0xcbf29ce484222325;
-    let mut eat = |bytes: &[u8]| {
-        for b in (bytes.len() as u64).to_be_bytes().iter().chain(bytes) {
-            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-        }
-    };
+    let mut h = crate::fnv::Fnv1a::default();
     for (tag, name) in [(&b"c"[..], CF_CAS), (b"r", CF_RAW), (b"m", CF_SM_META)] {
         for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
             let (k, v) = item?;
             if name == CF_SM_META && k.as_ref() == INSTALLING_KEY {
                 continue;
             }
-            eat(tag);
-            eat(&k);
-            eat(&v);
+            h.write_field(tag);
+            h.write_field(&k);
+            h.write_field(&v);
         }
     }
-    Ok((applied, h))
+    Ok((applied, h.finish()))
 }
 
 #[cfg(test)]
