@@ -43,6 +43,7 @@ pub async fn run_all(t: &Target) {
     prefixes_cover_ff_bytes_and_namespaces_isolate(t).await;
     raw_keys_round_trip(t).await;
     namespaces_keep_their_mode(t).await;
+    only_a_successful_write_creates_a_namespace(t).await;
 }
 
 async fn cas_versions_follow_the_log(t: &Target) {
@@ -146,4 +147,21 @@ async fn namespaces_keep_their_mode(t: &Target) {
     })
     .await;
     assert_eq!(r.namespace("suite-never").cas_get("k").await.unwrap(), None, "an unknown namespace reads as empty");
+}
+
+async fn only_a_successful_write_creates_a_namespace(t: &Target) {
+    let w = &t.writer;
+    let failed = w.namespace("suite-ghost-cas").cas_put("k", "v", 5).await.unwrap();
+    assert_eq!((failed.success, failed.current_version), (false, 0));
+    assert!(!w.namespace("suite-ghost-del").cas_delete("k", 3).await.unwrap().success);
+    assert!(!w.namespace("suite-ghost-raw").raw_delete("k").await.unwrap());
+    // A later write that does create one: once the reader lists it, it has
+    // applied the failed ones too, and they created nothing.
+    w.namespace("suite-real").cas_put("k", "v", 0).await.unwrap();
+    let names = wait_until("the reader lists the new namespace", Duration::from_secs(10), || async {
+        let names: Vec<String> = t.reader.list_namespaces().await.ok()?.into_iter().map(|n| n.name).collect();
+        names.iter().any(|n| n == "suite-real").then_some(names)
+    })
+    .await;
+    assert!(!names.iter().any(|n| n.starts_with("suite-ghost")), "a failed write created a namespace: {names:?}");
 }
