@@ -18,6 +18,8 @@ pub struct LocalCluster {
     pub addrs: BTreeMap<u64, String>,
     children: BTreeMap<u64, Child>,
     joined: BTreeMap<u64, String>,
+    /// A TOML file every node reads (`--config`), e.g. other Raft timeouts.
+    config: Option<PathBuf>,
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
@@ -37,6 +39,10 @@ fn find_server(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 impl LocalCluster {
     pub async fn start(n: u64, server_bin: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::start_with(n, server_bin, None).await
+    }
+
+    pub async fn start_with(n: u64, server_bin: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<Self> {
         let bin = find_server(server_bin)?;
         let dir = tempfile::tempdir()?;
         let mut addrs = BTreeMap::new();
@@ -44,7 +50,7 @@ impl LocalCluster {
             addrs.insert(id, format!("127.0.0.1:{}", free_port()?));
         }
         let spec = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
-        let mut c = Self { bin, dir, spec, addrs, children: BTreeMap::new(), joined: BTreeMap::new() };
+        let mut c = Self { bin, dir, spec, addrs, children: BTreeMap::new(), joined: BTreeMap::new(), config };
         for id in 1..=n {
             c.spawn(id)?;
         }
@@ -62,6 +68,9 @@ impl LocalCluster {
             Some(seed) => cmd.args(["--join", seed, "--initial-cluster", &format!("{id}={addr}")]),
             None => cmd.args(["--initial-cluster", &self.spec]),
         };
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -87,6 +96,45 @@ impl LocalCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGTERM (a planned stop: a leader hands over first), then waits for
+    /// the process to exit; kill -9 after `timeout`. Returns how long it took.
+    pub async fn sigterm(&mut self, id: u64, timeout: Duration) -> anyhow::Result<Duration> {
+        let Some(mut child) = self.children.remove(&id) else { bail!("node {id} is not running") };
+        let start = Instant::now();
+        let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        if !ok.success() {
+            bail!("kill -TERM node {id} failed");
+        }
+        while child.try_wait()?.is_none() {
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {id} did not exit within {timeout:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// CPU time (user + system, in clock ticks) node `id` has used so far.
+    pub fn cpu_ticks(&self, id: u64) -> Option<u64> {
+        let pid = self.children.get(&id)?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces): state is the 1st, utime the 12th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    }
+
+    /// Each running node's current term.
+    pub async fn terms(&self) -> anyhow::Result<BTreeMap<u64, u64>> {
+        let mut terms = BTreeMap::new();
+        for id in self.children.keys() {
+            terms.insert(*id, self.client_for(*id)?.status().await?.term);
+        }
+        Ok(terms)
     }
 
     pub fn endpoints(&self) -> Vec<String> {

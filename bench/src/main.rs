@@ -3,7 +3,10 @@
 //! (a cluster it starts, or given endpoints) and optionally etcd.
 
 mod cluster;
+mod failover;
+mod load;
 mod recovery;
+mod rolling;
 mod target;
 mod workload;
 
@@ -44,14 +47,40 @@ struct Args {
     /// failover) on a 3-node cluster holding this many keys.
     #[arg(long)]
     recovery_keys: Option<u64>,
-    /// Leader failovers to time in recovery mode.
+    /// Leader failovers to time in recovery and failover mode.
     #[arg(long, default_value_t = 20)]
     failovers: u32,
+    /// Instead of the workloads, on 3 nodes: `failover` (kill -9 the leader
+    /// --failovers times), `steady` (--seconds of write load from the first
+    /// --clients writers; terms before and after) or `rolling-restart`
+    /// (SIGTERM and restart each node under that load; longest write stall).
+    #[arg(long)]
+    scenario: Option<Scenario>,
+    /// A TOML file every started node reads (--config), e.g. Raft timeouts.
+    #[arg(long)]
+    server_config: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Scenario {
+    Failover,
+    Steady,
+    RollingRestart,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let (bin, config, clients) = (args.server_bin.clone(), args.server_config.clone(), args.clients[0]);
+    match args.scenario {
+        Some(Scenario::Failover) => return failover::failover(args.failovers, bin, config).await,
+        Some(Scenario::Steady) => {
+            let secs = Duration::from_secs(args.seconds);
+            return failover::steady(secs, clients, args.value_size, bin, config).await;
+        }
+        Some(Scenario::RollingRestart) => return rolling::run(clients, args.value_size, bin, config).await,
+        None => {}
+    }
     if let Some(keys) = args.recovery_keys {
         return recovery::run(keys, args.value_size, args.failovers, args.server_bin.clone()).await;
     }

@@ -1,6 +1,9 @@
 //! Forwarding to the leader: a follower sends writes and strong reads on to
 //! the leader over a cached channel, marking them so they hop only once, and
-//! tells the caller where the leader is.
+//! tells the caller where the leader is. When the leader cannot be reached
+//! (connect refused: the request never left) or none is known, the follower
+//! waits for the next leader instead of sending the client into backoff; see
+//! `Ctx::forward`.
 
 use std::{
     collections::HashMap,
@@ -64,5 +67,56 @@ impl Forwarder {
         let mut resp = call(channel, req).await?;
         hint.insert_into(resp.metadata_mut());
         Ok(resp)
+    }
+}
+
+/// The caller's deadline for `req` (its `grpc-timeout` header), if it set one.
+pub fn caller_timeout<T>(req: &Request<T>) -> Option<Duration> {
+    let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Whether a forwarded call failed to connect, so the request never left
+/// this node and may be sent elsewhere whatever it was (even a CAS).
+pub fn never_sent(s: &Status) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = src {
+        let text = e.to_string();
+        if text.contains("tcp connect error") || text.contains("Connection refused") {
+            return true;
+        }
+        src = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_grpc_timeout_is_read_in_every_unit() {
+        let with = |v: &'static str| {
+            let mut r = Request::new(());
+            r.metadata_mut().insert("grpc-timeout", MetadataValue::from_static(v));
+            caller_timeout(&r)
+        };
+        assert_eq!(with("2999m"), Some(Duration::from_millis(2999)));
+        assert_eq!(with("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(with("1M"), Some(Duration::from_secs(60)));
+        assert_eq!(with("500u"), Some(Duration::from_micros(500)));
+        assert_eq!(with("x"), None);
+        assert_eq!(with("m"), None);
+        assert_eq!(caller_timeout(&Request::new(())), None);
     }
 }

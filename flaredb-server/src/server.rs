@@ -54,10 +54,22 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         limits: cfg.limits,
         auto_create: cfg.auto_create_namespaces,
         timeout: Duration::from_millis(cfg.request_timeout_ms),
+        // Detection (~2.25 timeouts), a second round if the first is refused,
+        // and room for a loaded machine.
+        leader_wait: Duration::from_millis(cfg.election_timeout_ms * 10)
+            .min(Duration::from_millis(cfg.request_timeout_ms)),
         fwd: Forwarder::default(),
     });
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
-    let shutdown = shutdown.boxed().shared();
+    // A leader hands over before the listeners close, so its peers and
+    // clients can still reach it while the next leader takes over.
+    let leaving = node.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hand_over(&leaving).await;
+    }
+    .boxed()
+    .shared();
     let public = routes::public(ctx, peer_listener.is_none()).await?;
     let served = match peer_listener {
         None => serve(cfg.id, public, public_listener, shutdown).await,
@@ -73,6 +85,33 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     node.shutdown().await;
     served?;
     Ok(())
+}
+
+/// How long a leader on its way out waits for a voter to take over.
+const HAND_OVER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// On a planned stop (SIGTERM), a leader hands leadership to its most
+/// caught-up voter and waits, bounded, until it has taken over: clients see
+/// one leader change without an election timeout. Then it waits until the
+/// writes it accepted as leader are committed by the next one and applied
+/// here, so their callers get answers before the listeners close (a peer
+/// cannot open new streams to a server that is shutting down, so this node
+/// would never learn they committed). A follower just stops.
+async fn hand_over(node: &FlareNode) {
+    if !node.raft().is_leader() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    match node.step_down(HAND_OVER_TIMEOUT).await {
+        Ok(()) => {
+            let answered = node.wait_own_log_applied(HAND_OVER_TIMEOUT).await;
+            tracing::info!(to = ?node.leader(), answered, elapsed = ?start.elapsed(), "handed leadership over before stopping")
+        }
+        Err(flaredb_raft::NodeError::Precondition(why)) => tracing::info!(%why, "no hand-over before stopping"),
+        Err(e) => {
+            tracing::warn!(error = %e, elapsed = ?start.elapsed(), "hand-over before stopping failed; stopping anyway")
+        }
+    }
 }
 
 /// Serves `routes` on `listener` until `shutdown`.

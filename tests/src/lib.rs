@@ -163,6 +163,14 @@ impl Cluster {
         addr
     }
 
+    /// SIGTERM, a planned stop (a leader hands over first); waits for the exit.
+    pub async fn sigterm(&mut self, id: u64) -> std::process::ExitStatus {
+        self.signal(id, "-TERM");
+        let mut proc = self.nodes.get_mut(&id).and_then(|n| n.proc.take()).expect("node is running");
+        let what = format!("node {id} to exit after SIGTERM");
+        wait_until(&what, DEADLINE, || std::future::ready(proc.child.try_wait().expect("wait for the server"))).await
+    }
+
     /// SIGSTOP: the process stays, frozen.
     pub fn pause(&self, id: u64) {
         self.signal(id, "-STOP");

@@ -1,18 +1,14 @@
 //! `FlareNode`: one Raft member with its storage, and the operations the
-//! services need: propose, linearizable and local reads, status.
+//! services need: propose (`leadership.rs`), linearizable and local reads, status.
 
 use std::{
     collections::BTreeMap,
     path::PathBuf,
     sync::{atomic::Ordering, Arc, Mutex},
+    time::Duration,
 };
 
-use flaredb_proto::raft as pb;
-use openraft::{
-    async_runtime::WatchReceiver,
-    errors::{ClientWriteError, RaftError},
-    BasicNode, ReadPolicy, ServerState, SnapshotPolicy,
-};
+use openraft::{async_runtime::WatchReceiver, errors::RaftError, BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
 use rocksdb::DB;
 
 use self::addr::MemberAddr;
@@ -23,7 +19,7 @@ use crate::{
     network::{ClusterId, Faults, Network},
     read::{self, PageLimit, ScanPage},
     storage::{db, LogStore, SmShared, SnapshotDir, StateMachine},
-    types::{FlareRequest, FlareResponse, NodeId, Raft},
+    types::{NodeId, Raft},
 };
 
 /// What a node needs to start.
@@ -80,6 +76,8 @@ pub struct FlareNode {
     cluster: ClusterId,
     data_dir: Mutex<DataDir>,
     faults: Option<Arc<Faults>>,
+    /// openraft's leader lease (= election_timeout_max).
+    lease: Duration,
 }
 
 impl FlareNode {
@@ -95,9 +93,10 @@ impl FlareNode {
             cluster_name: "flaredb".into(),
             heartbeat_interval: cfg.heartbeat_ms,
             election_timeout_min: cfg.election_timeout_ms,
-            // openraft's leader lease equals election_timeout_max, and voters refuse
-            // candidates until it lapses: a narrow window keeps the lease short
-            // and so the failover (two timeouts at worst) fast.
+            // openraft's leader lease equals election_timeout_max, and a follower
+            // campaigns only after last heartbeat + lease + random[min, max): a
+            // narrow window keeps the lease short and so the failover fast
+            // (about 2.25 x min after the leader's last heartbeat).
             election_timeout_max: cfg.election_timeout_ms + cfg.election_timeout_ms / 4,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: cfg.max_logs_to_keep,
@@ -107,6 +106,7 @@ impl FlareNode {
         }
         .validate()
         .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let lease = Duration::from_millis(raft_config.election_timeout_max);
         let cluster = ClusterId::default();
         cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
         let faults = cfg.fault_injection.then(|| Arc::new(Faults::default()));
@@ -140,7 +140,7 @@ impl FlareNode {
             }
         }
         let data_dir = Mutex::new(data_dir);
-        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, cluster, data_dir, faults }))
+        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, cluster, data_dir, faults, lease }))
     }
 
     /// The fault-injection hook, on nodes started for fault tests only.
@@ -183,18 +183,6 @@ impl FlareNode {
             _ => self.leader(),
         };
         NodeError::NotLeader { leader }
-    }
-
-    /// Replicates `cmd` and returns what applying it answered, with its log index.
-    pub async fn propose(&self, cmd: pb::Command) -> Result<(FlareResponse, u64), NodeError> {
-        match self.raft.client_write(FlareRequest(cmd)).await {
-            Ok(resp) => Ok((resp.data, resp.log_id.index)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(self.not_leader(f.leader_id, f.leader_node))
-            }
-            Err(RaftError::APIError(e)) => Err(NodeError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(NodeError::Fatal(e.to_string())),
-        }
     }
 
     /// Waits until a read of the local state machine is linearizable
@@ -277,5 +265,6 @@ impl FlareNode {
 
 pub mod addr;
 mod cluster;
+mod leadership;
 mod maintenance;
 mod membership;

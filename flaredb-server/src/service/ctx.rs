@@ -1,8 +1,13 @@
 //! What every service handler shares: the node, the limits, forwarding, and
 //! the helpers that keep handlers thin (validate, call the node, map).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
+use flaredb_proto::leader_hint::mark_not_applied;
 use flaredb_proto::raft as pb;
 use flaredb_raft::{
     namespace::{Mode, NamespaceInfo, NamespaceRejection},
@@ -13,7 +18,7 @@ use tonic::{transport::Channel, Request, Response, Status};
 
 use crate::{
     config::Limits,
-    forward::{is_forwarded, Forwarder},
+    forward::{caller_timeout, is_forwarded, never_sent, Forwarder},
     status,
 };
 
@@ -22,20 +27,23 @@ pub struct Ctx {
     pub limits: Limits,
     pub auto_create: bool,
     pub timeout: Duration,
+    /// How long a follower waits for a reachable leader before answering
+    /// UNAVAILABLE (ten election timeouts, at most half the caller's
+    /// deadline; see `forward`).
+    pub leader_wait: Duration,
     pub fwd: Forwarder,
 }
 
 impl Ctx {
-    /// The leader to forward `req` to, when this node is not the leader.
-    pub fn forward_target<T>(&self, req: &Request<T>) -> Option<(u64, String)> {
-        if is_forwarded(req) || self.node.raft().is_leader() {
-            return None;
-        }
-        self.node.leader().filter(|(id, _)| *id != self.node.id())
-    }
-
     /// Sends `req` on to the leader with `call` when this node should not
     /// serve it; otherwise hands the request back.
+    ///
+    /// Failover is measured to the first acknowledged write, so a follower
+    /// rides out a leader change itself rather than answering UNAVAILABLE and
+    /// leaving the client to back off past the election: with no leader
+    /// known, or the known one refusing connections (the request never left,
+    /// so even a CAS may go elsewhere), it waits up to `leader_wait` for the
+    /// next leader and forwards there (or serves, if that is itself).
     pub async fn forward<M, R, F, Fut>(
         &self,
         req: Request<M>,
@@ -43,12 +51,54 @@ impl Ctx {
         call: F,
     ) -> Result<Result<Response<R>, Status>, Request<M>>
     where
-        F: FnOnce(Channel, Request<M>) -> Fut,
+        M: Clone,
+        F: Fn(Channel, Request<M>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
-        match self.forward_target(&req) {
-            Some(leader) => Ok(self.fwd.call(leader, req.into_inner(), timeout, call).await),
-            None => Err(req),
+        if is_forwarded(&req) {
+            return Err(req);
+        }
+        // Half the caller's deadline at most: it must still hear an answer
+        // in time to retry elsewhere (a CAS cut off by its deadline is
+        // indeterminate, one answered "no leader" is not).
+        let wait = caller_timeout(&req).map_or(self.leader_wait, |t| self.leader_wait.min(t / 2));
+        let until = Instant::now() + wait;
+        // The leader a connect just failed to, and that failure.
+        let mut unreachable: Option<(u64, Status)> = None;
+        loop {
+            let known = self.node.leader();
+            if self.node.raft().is_leader() || known.as_ref().is_some_and(|(id, _)| *id == self.node.id()) {
+                return Err(req);
+            }
+            let skip = unreachable.as_ref().map(|(id, _)| *id);
+            let leader = known.filter(|(id, _)| Some(*id) != skip);
+            let Some(leader) = leader else {
+                let left = until.saturating_duration_since(Instant::now());
+                if self.node.wait_for_new_leader(skip, left).await.is_some() {
+                    continue;
+                }
+                return match unreachable {
+                    // Still pointing at a leader that refuses connections: say
+                    // so, marked as not applied (nothing was sent).
+                    Some((_, mut s)) => {
+                        mark_not_applied(s.metadata_mut());
+                        Ok(Err(s))
+                    }
+                    // Serving here answers NotLeader (with a hint if one came up).
+                    None => Err(req),
+                };
+            };
+            let id = leader.0;
+            match self.fwd.call(leader, req.get_ref().clone(), timeout, &call).await {
+                Err(mut s) if never_sent(&s) => {
+                    if Instant::now() >= until {
+                        mark_not_applied(s.metadata_mut());
+                        return Ok(Err(s));
+                    }
+                    unreachable = Some((id, s));
+                }
+                answer => return Ok(answer),
+            }
         }
     }
 
