@@ -36,7 +36,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(5),
             retry_budget: Duration::from_secs(15),
             backoff_initial: Duration::from_millis(20),
-            backoff_max: Duration::from_millis(500),
+            backoff_max: Duration::from_millis(200),
             connect_timeout: Duration::from_millis(500),
         }
     }
@@ -117,6 +117,7 @@ impl Conn {
         let mut backoff = self.config.backoff_initial;
         let mut followed_hint = false;
         let mut uncertain = false;
+        let mut skipped = 0;
         loop {
             let addr = self.target();
             let channel = self.channel(&addr)?;
@@ -153,8 +154,16 @@ impl Conn {
             let hinted = hint.map(|h| h.addr).filter(|a| *a != addr);
             // Follow a fresh hint at once, but never twice in a row (two nodes
             // pointing at each other during an election must not spin).
-            let go_now = hinted.is_some() && !followed_hint;
-            followed_hint = go_now;
+            let follow = hinted.is_some() && !followed_hint;
+            followed_hint = follow;
+            if follow {
+                backoff = self.config.backoff_initial;
+            }
+            // A node that refused the connection is down: try the next one at
+            // once, sleeping only after a whole round of endpoints failed.
+            let next_now = connect_failed && hinted.is_none() && skipped < self.endpoints.len();
+            skipped = if next_now { skipped + 1 } else { 0 };
+            let go_now = follow || next_now;
             self.set_leader(hinted);
             if start.elapsed() + backoff > self.config.retry_budget {
                 let why = format!("gave up after {:?}; last error from {addr}: {}", start.elapsed(), status.message());
