@@ -93,13 +93,17 @@ async fn a_node_behind_the_purged_log_catches_up_by_snapshot() {
     for i in 0..400u32 {
         raw.raw_put(format!("k{i:03}"), format!("v{i}")).await.unwrap();
     }
-    // The leader has snapshotted and purged far past the lagger's log.
+    // The leader has snapshotted (a checkpoint, or a file it installed) and
+    // purged far past the lagger's log.
     let leader_dir = c.nodes[&leader].data_dir.join("snapshots");
     wait_until("a snapshot on the leader", DEADLINE, || async {
         std::fs::read_dir(&leader_dir)
             .ok()?
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.ends_with(".snap") || name.ends_with(".ckpt")
+            })
             .then_some(())
     })
     .await;

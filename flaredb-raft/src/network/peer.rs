@@ -137,8 +137,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             other => StreamingError::Network(NetworkError::new(&other)),
         };
         self.check_link().map_err(to_streaming)?;
-        let chunks =
-            snapshot_stream::chunks(vote, snapshot).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let chunks = snapshot_stream::chunks(vote, snapshot)
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         // A snapshot may take long; the per-chunk progress is the real liveness signal.
         let req = self.request(chunks, option.hard_ttl().max(Duration::from_secs(600)));
         let mut client = self.client.clone();

@@ -1,7 +1,7 @@
 //! Turns a snapshot file into a stream of `SnapshotChunk`s: the first carries
 //! the vote and meta, every chunk up to `SNAPSHOT_CHUNK_BYTES` of data.
 
-use std::io::{self, Read, Seek};
+use std::io::{self, Read};
 
 use flaredb_proto::raft as pb;
 use futures::{stream, Stream};
@@ -14,13 +14,14 @@ use crate::{
 
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
-pub fn chunks(
+pub async fn chunks(
     vote: Vote,
     snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>,
 ) -> io::Result<impl Stream<Item = pb::SnapshotChunk> + Send + 'static> {
-    let mut file = snapshot.snapshot.file.try_clone()?;
-    file.seek(io::SeekFrom::Start(0))?;
     let first = Some((codec::vote_to_pb(&vote), codec::snapshot_meta_to_pb(&snapshot.meta)));
+    let data = snapshot.snapshot;
+    // A checkpoint is exported to a file on its first send: blocking work.
+    let file = tokio::task::spawn_blocking(move || data.reader()).await.map_err(io::Error::other)??;
     Ok(stream::unfold((file, first, false), |(mut file, mut first, done)| async move {
         if done {
             return None;

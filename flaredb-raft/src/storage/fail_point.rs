@@ -1,4 +1,4 @@
-//! Failure points inside snapshot build and install, armed only by tests.
+//! Failure points inside snapshot build, export and install, armed only by tests.
 //!
 //! A test arms one step of one `SnapshotDir`; when the code reaches it, `hit`
 //! returns an error as if the disk had failed there (`Mode::Error`: the
@@ -15,13 +15,16 @@ use crate::error::StoreError;
 /// A point between two durable steps of a build or an install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Export: part of the records written to the output file.
+    /// Export (a backup, or a checkpoint for a follower): part of the records
+    /// written to the output file.
     ExportWriting,
-    /// Build: the file is complete under its temp name.
-    BuildExported,
-    /// Build: the file has its final name; CURRENT still names the old one.
+    /// Checkpoint export: the file is complete and synced under its temp name.
+    ExportWritten,
+    /// Build: the checkpoint is complete under its temp name.
+    BuildCheckpointed,
+    /// Build: the checkpoint has its final name; CURRENT still names the old snapshot.
     BuildRenamed,
-    /// Build: CURRENT names the new file; the old one is not deleted yet.
+    /// Build: CURRENT names the new checkpoint; the old snapshot is not deleted yet.
     BuildCurrent,
     /// Install: the file is checked and still a temp file.
     InstallChecked,
@@ -42,7 +45,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub const BUILD: [Step; 4] = [Step::ExportWriting, Step::BuildExported, Step::BuildRenamed, Step::BuildCurrent];
+    pub const BUILD: [Step; 3] = [Step::BuildCheckpointed, Step::BuildRenamed, Step::BuildCurrent];
+    /// Exporting a checkpoint for a follower.
+    pub const EXPORT: [Step; 2] = [Step::ExportWriting, Step::ExportWritten];
     pub const INSTALL: [Step; 8] = [
         Step::InstallChecked,
         Step::InstallRenamed,

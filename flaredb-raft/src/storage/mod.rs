@@ -11,15 +11,20 @@ pub mod sm_meta;
 pub mod snapshot;
 mod snapshot_build;
 pub mod snapshot_check;
+mod snapshot_ckpt;
 pub mod snapshot_file;
+mod snapshot_handle;
 mod snapshot_install;
+mod snapshot_prune;
 pub mod snapshot_recv;
+pub mod snapshot_trigger;
 pub mod state_machine;
 pub(crate) mod temp_file;
 mod wal_flusher;
 
 pub use log_store::LogStore;
 pub use snapshot::{SnapshotDir, SnapshotFile};
+pub use snapshot_trigger::SnapshotTrigger;
 pub use state_machine::{SmShared, StateMachine};
 
 #[cfg(test)]
@@ -35,6 +40,12 @@ mod restore_test;
 mod snapshot_cleanup_test;
 
 #[cfg(test)]
+mod snapshot_ckpt_test;
+
+#[cfg(test)]
+mod snapshot_cost_test;
+
+#[cfg(test)]
 mod snapshot_crash_test;
 
 #[cfg(test)]
@@ -42,3 +53,6 @@ mod snapshot_fixture_test;
 
 #[cfg(test)]
 mod snapshot_race_test;
+
+#[cfg(test)]
+mod snapshot_trigger_test;

@@ -1,19 +1,26 @@
 //! The snapshot directory and the rules that keep it race-free and crash-safe.
 //!
-//! `snapshots/CURRENT` names the current snapshot file (`snap-*.snap`) and its
-//! meta; it is replaced by rename, durably. Build (`snapshot_build.rs`) and
-//! install (`snapshot_install.rs`) follow three rules:
+//! `snapshots/CURRENT` names the current snapshot and its meta; it is
+//! replaced by rename, durably. The current snapshot is either a checkpoint
+//! (`ckpt-*.ckpt`, a RocksDB checkpoint of the whole DB: hard-linked SSTs, made
+//! by a build, `snapshot_build.rs`) or a snapshot file (`snap-*.snap`, made by
+//! an install, `snapshot_install.rs`, or a restore). A checkpoint is exported to
+//! a snapshot file (`ckpt-*.export`) only when a follower needs it
+//! (`snapshot_ckpt.rs`). Build and install follow three rules:
 //!
-//! 1. Snapshot files are opened and deleted only under `lock`. A reader takes
-//!    its handle under the lock; on Linux an open handle survives the unlink,
-//!    so no reader ever sees its file vanish. CURRENT changes under the same lock.
-//! 2. A view of the state machine (export, build, backup, hash) is taken under
-//!    `gate` held for read; install holds it for write while it replaces the
-//!    column families, so every view sees the state before or after an install.
-//! 3. Temp files end in `.tmp`: failure paths delete them, and so does `new`
-//!    (at open, when no operation can be running).
+//! 1. Snapshots are opened and deleted only under `lock`. A reader takes its
+//!    handle under the lock: a file handle survives the unlink (Linux); a
+//!    checkpoint handle is counted in `Entries::held`, and a prune only retires
+//!    a held checkpoint: its last handle deletes it. So no reader ever sees its
+//!    snapshot vanish. CURRENT changes under the same lock.
+//! 2. A view of the state machine (export, checkpoint, backup, hash) is taken
+//!    under `gate` held for read; install holds it for write while it replaces
+//!    the column families, so every view sees the state before or after an install.
+//! 3. Temp files and directories end in `.tmp`: failure paths delete them, and
+//!    so does `new` (at open, when no operation can be running).
 
 use std::{
+    collections::{HashMap, HashSet},
     fs::{self, File},
     io,
     path::{Path, PathBuf},
@@ -27,52 +34,36 @@ use std::{
 use flaredb_proto::raft as pb;
 use prost::Message;
 
-use super::{fail_point::FailPoints, snapshot_check::MAX_SNAPSHOT_BYTES};
+pub use super::snapshot_handle::SnapshotFile;
+use super::{fail_point::FailPoints, snapshot_check::MAX_SNAPSHOT_BYTES, snapshot_prune::remove_any};
 use crate::{codec, error::StoreError, types::SnapshotMeta};
 
 const CURRENT: &str = "CURRENT";
 const TEMP_SUFFIX: &str = ".tmp";
-const SNAP_SUFFIX: &str = ".snap";
+pub(crate) const SNAP_SUFFIX: &str = ".snap";
+pub(crate) const CKPT_SUFFIX: &str = ".ckpt";
+pub(crate) const EXPORT_SUFFIX: &str = ".export";
 
-/// An open snapshot file. The handle stays valid even if a newer snapshot
-/// replaces and deletes the file while it is being sent.
-///
-/// A temp file (a received snapshot, `*.tmp`) belongs to its handle: it is
-/// deleted when the handle drops, so a snapshot that openraft declines to
-/// install never lingers. Install moves it to its final name first.
-#[derive(Debug)]
-pub struct SnapshotFile {
-    pub path: PathBuf,
-    pub file: File,
-    owns_temp: bool,
-}
-
-impl SnapshotFile {
-    pub fn open(path: PathBuf) -> io::Result<Self> {
-        let file = File::open(&path)?;
-        let owns_temp = is_temp(&path);
-        Ok(Self { path, file, owns_temp })
-    }
-}
-
-impl Drop for SnapshotFile {
-    fn drop(&mut self) {
-        if self.owns_temp {
-            // NotFound: install moved it; anything else only leaves a temp file for the next open.
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-fn is_temp(path: &Path) -> bool {
+pub(crate) fn is_temp(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(TEMP_SUFFIX))
+}
+
+/// What the lock guards besides the directory itself (rule 1).
+#[derive(Debug, Default)]
+pub(crate) struct Entries {
+    /// Checkpoint name → number of open handles.
+    pub(crate) held: HashMap<String, usize>,
+    /// Held checkpoints no longer current: the last handle deletes them.
+    pub(crate) retired: HashSet<String>,
 }
 
 /// The snapshot directory; clones share the lock, the gate and the failure points.
 #[derive(Debug, Clone)]
 pub struct SnapshotDir {
     dir: PathBuf,
-    lock: Arc<Mutex<()>>,
+    lock: Arc<Mutex<Entries>>,
+    /// One checkpoint export at a time: a second reader waits and shares it.
+    exporting: Arc<Mutex<()>>,
     gate: Arc<RwLock<()>>,
     max_bytes: u64,
     pub(crate) fail: FailPoints,
@@ -97,13 +88,14 @@ impl SnapshotDir {
         let this = Self {
             dir,
             lock: Arc::default(),
+            exporting: Arc::default(),
             gate: Arc::default(),
             max_bytes: MAX_SNAPSHOT_BYTES,
             fail: FailPoints::default(),
         };
         for path in this.files(TEMP_SUFFIX)? {
             tracing::info!(path = %path.display(), "removing a temp file left by an interrupted operation");
-            fs::remove_file(&path).map_err(snap_io(&path))?;
+            remove_any(&path).map_err(snap_io(&path))?;
         }
         Ok(this)
     }
@@ -138,11 +130,24 @@ impl SnapshotDir {
     }
 
     pub(crate) fn snap_path(&self, meta: &SnapshotMeta) -> PathBuf {
-        let index = meta.last_log_id.map_or(0, |id| id.index);
-        self.dir.join(format!("snap-{index}-{}{SNAP_SUFFIX}", unique_suffix()))
+        self.entry_path("snap", meta, SNAP_SUFFIX)
     }
 
-    /// Every file of the directory whose name ends with `suffix`.
+    pub(crate) fn ckpt_path(&self, meta: &SnapshotMeta) -> PathBuf {
+        self.entry_path("ckpt", meta, CKPT_SUFFIX)
+    }
+
+    fn entry_path(&self, kind: &str, meta: &SnapshotMeta, suffix: &str) -> PathBuf {
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        self.dir.join(format!("{kind}-{index}-{}{suffix}", unique_suffix()))
+    }
+
+    /// Where the checkpoint at `ckpt` is exported to.
+    pub(crate) fn export_path(ckpt: &Path) -> PathBuf {
+        ckpt.with_extension(&EXPORT_SUFFIX[1..])
+    }
+
+    /// Every file or directory of the directory whose name ends with `suffix`.
     pub(crate) fn files(&self, suffix: &str) -> Result<Vec<PathBuf>, StoreError> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(snap_io(&self.dir))? {
@@ -155,8 +160,13 @@ impl SnapshotDir {
     }
 
     /// Rule 1: held to open, rename or delete snapshot files and to change CURRENT.
-    pub(crate) fn locked(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn locked(&self) -> MutexGuard<'_, Entries> {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held while a checkpoint is exported (taken before the lock, never inside it).
+    pub(crate) fn exporting(&self) -> MutexGuard<'_, ()> {
+        self.exporting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Rule 2: hold while taking a point-in-time view of the state machine
@@ -183,15 +193,27 @@ impl SnapshotDir {
 
     /// The current snapshot, opened under the lock (rule 1).
     pub fn current_file(&self) -> Result<Option<(SnapshotMeta, SnapshotFile)>, StoreError> {
-        let _lock = self.locked();
-        self.open_current()
+        let mut entries = self.locked();
+        let Some((meta, path)) = self.read_current()? else { return Ok(None) };
+        let file = self.open_entry(&mut entries, &meta, path)?;
+        Ok(Some((meta, file)))
     }
 
-    /// Caller holds the lock.
-    pub(crate) fn open_current(&self) -> Result<Option<(SnapshotMeta, SnapshotFile)>, StoreError> {
-        let Some((meta, path)) = self.read_current()? else { return Ok(None) };
-        let file = SnapshotFile::open(path.clone()).map_err(snap_io(&path))?;
-        Ok(Some((meta, file)))
+    /// Opens (holds) the snapshot at `path`. Caller holds the lock.
+    pub(crate) fn open_entry(
+        &self,
+        entries: &mut Entries,
+        meta: &SnapshotMeta,
+        path: PathBuf,
+    ) -> Result<SnapshotFile, StoreError> {
+        if !has_suffix(&path, CKPT_SUFFIX) {
+            return SnapshotFile::open(path.clone()).map_err(snap_io(&path));
+        }
+        if !path.is_dir() {
+            let missing = io::Error::new(io::ErrorKind::NotFound, "checkpoint directory is missing");
+            return Err(snap_io(&path)(missing));
+        }
+        Ok(SnapshotFile::checkpoint(self, entries, path, meta.clone()))
     }
 
     /// Caller holds the lock (or the directory is not in use yet).
@@ -208,7 +230,8 @@ impl SnapshotDir {
 
     pub(crate) fn resolve_pointer(&self, p: &pb::SnapshotPointer) -> Result<(SnapshotMeta, PathBuf), StoreError> {
         let meta = p.meta.as_ref().ok_or_else(|| StoreError::corrupt("snapshot pointer", "no meta"))?;
-        if p.file.is_empty() || p.file.contains('/') || !p.file.ends_with(SNAP_SUFFIX) {
+        let named = [SNAP_SUFFIX, CKPT_SUFFIX].iter().any(|s| p.file.len() > s.len() && p.file.ends_with(s));
+        if p.file.contains('/') || !named {
             return Err(StoreError::corrupt("snapshot pointer", format!("bad file name {:?}", p.file)));
         }
         Ok((codec::snapshot_meta_from_pb(meta)?, self.dir.join(&p.file)))
@@ -234,20 +257,8 @@ impl SnapshotDir {
         tmp.keep();
         self.sync_dir()
     }
+}
 
-    /// Deletes every snapshot file but `keep`. Caller holds the lock, so no
-    /// reader is between reading CURRENT and opening its file (rule 1). A file
-    /// that cannot be deleted is only wasted space (the next prune or open
-    /// retries): the build or install that called this has succeeded.
-    pub(crate) fn prune(&self, keep: Option<&Path>) {
-        let files = match self.files(SNAP_SUFFIX) {
-            Ok(files) => files,
-            Err(e) => return tracing::warn!(error = %e, "listing old snapshots"),
-        };
-        for path in files.into_iter().filter(|p| Some(p.as_path()) != keep) {
-            if let Err(e) = fs::remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "removing an old snapshot");
-            }
-        }
-    }
+pub(crate) fn has_suffix(path: &Path, suffix: &str) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix))
 }

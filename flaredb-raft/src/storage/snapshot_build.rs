@@ -1,25 +1,71 @@
-//! Building a snapshot: a point-in-time view of the state machine written to
-//! a checksummed file (`export`, also used by Backup), then made current
-//! (`build`).
+//! Building a snapshot: a RocksDB checkpoint made current (`build`), and the
+//! snapshot file of a point-in-time view (`export`, for Backup; `write_view`,
+//! also for a checkpoint a follower needs).
 //!
-//! Build steps: (1) export to `build-*.tmp`, (2) rename to `snap-*.snap` and
-//! sync the directory, (3) point CURRENT at it, (4) delete older snapshots.
-//! A crash before (3) leaves files that the next open deletes; after (3) the
-//! new snapshot is current. The state machine is never touched.
+//! Build steps: (1) checkpoint to `build-*.tmp` (hard links: its cost grows
+//! with the writes since the last flush, not with the state), (2) rename it to
+//! `ckpt-*.ckpt` and sync the directory, (3) point CURRENT at it, (4) delete
+//! older snapshots. A crash before (3) leaves entries that the next open
+//! deletes; after (3) the new snapshot is current. The state machine is
+//! never touched.
 
 use std::{fs, path::Path};
 
-use rocksdb::{IteratorMode, DB};
+use rocksdb::{IteratorMode, Snapshot, DB};
 
 use super::{
     db::{cf, CF_CAS, CF_RAW, CF_SM_META},
-    fail_point::Step,
+    fail_point::{FailPoints, Step},
     sm_meta,
     snapshot::{snap_io, SnapshotDir, SnapshotFile},
     snapshot_file::{Section, SnapshotWriter},
     temp_file::TempFile,
 };
 use crate::{codec, error::StoreError, types::SnapshotMeta};
+
+/// The meta `view`'s own records hold.
+pub(crate) fn read_meta(db: &DB, view: &Snapshot<'_>) -> Result<SnapshotMeta, StoreError> {
+    let read = |key: &[u8]| view.get_cf(cf(db, CF_SM_META)?, key).map_err(StoreError::from);
+    let last_log_id = match read(sm_meta::LAST_APPLIED_KEY)? {
+        Some(raw) => Some(codec::log_id_from_pb(&codec::decode_pb("last applied", &raw)?)),
+        None => None,
+    };
+    let last_membership = match read(sm_meta::MEMBERSHIP_KEY)? {
+        Some(raw) => codec::stored_membership_from_pb(&codec::decode_pb("membership", &raw)?)?,
+        None => Default::default(),
+    };
+    Ok(SnapshotMeta { last_log_id, last_membership })
+}
+
+/// Writes every state-machine record of `view` to a new snapshot file at
+/// `path` (synced) and returns the meta they hold. The caller deletes `path`
+/// on failure.
+pub(crate) fn write_view(
+    db: &DB,
+    view: &Snapshot<'_>,
+    path: &Path,
+    fail: &FailPoints,
+) -> Result<SnapshotMeta, StoreError> {
+    let meta = read_meta(db, view)?;
+    let mut w = SnapshotWriter::create(path).map_err(snap_io(path))?;
+    for (section, name) in [(Section::Cas, CF_CAS), (Section::Raw, CF_RAW), (Section::SmMeta, CF_SM_META)] {
+        for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
+            let (k, v) = item?;
+            // A view or checkpoint taken between an install's marker and its
+            // gate holds the marker (and the old state): no exported file may
+            // carry one (install refuses such a file).
+            if section == Section::SmMeta && k.as_ref() == sm_meta::INSTALLING_KEY {
+                continue;
+            }
+            w.record(section, &k, &v).map_err(snap_io(path))?;
+        }
+        if section == Section::Cas {
+            fail.hit(Step::ExportWriting)?;
+        }
+    }
+    w.finish().map_err(snap_io(path))?;
+    Ok(meta)
+}
 
 impl SnapshotDir {
     /// Writes the state machine as of now to `path`, which the caller owns on
@@ -31,63 +77,40 @@ impl SnapshotDir {
             let _view = self.view();
             db.snapshot()
         };
-        let read = |key: &[u8]| view.get_cf(cf(db, CF_SM_META)?, key).map_err(StoreError::from);
-        let last_log_id = match read(sm_meta::LAST_APPLIED_KEY)? {
-            Some(raw) => Some(codec::log_id_from_pb(&codec::decode_pb("last applied", &raw)?)),
-            None => None,
-        };
-        let last_membership = match read(sm_meta::MEMBERSHIP_KEY)? {
-            Some(raw) => codec::stored_membership_from_pb(&codec::decode_pb("membership", &raw)?)?,
-            None => Default::default(),
-        };
-        let mut w = SnapshotWriter::create(path).map_err(snap_io(path))?;
-        for (section, name) in [(Section::Cas, CF_CAS), (Section::Raw, CF_RAW), (Section::SmMeta, CF_SM_META)] {
-            for item in view.iterator_cf(cf(db, name)?, IteratorMode::Start) {
-                let (k, v) = item?;
-                // Unreachable while views respect the gate; kept so no exported
-                // file can ever carry a marker (install refuses such a file).
-                if section == Section::SmMeta && k.as_ref() == sm_meta::INSTALLING_KEY {
-                    continue;
-                }
-                w.record(section, &k, &v).map_err(snap_io(path))?;
-            }
-            if section == Section::Cas {
-                self.fail.hit(Step::ExportWriting)?;
-            }
-        }
-        w.finish().map_err(snap_io(path))?;
+        let meta = write_view(db, &view, path, &self.fail)?;
         out.keep();
-        Ok(SnapshotMeta { last_log_id, last_membership })
+        Ok(meta)
     }
 
-    /// Writes a snapshot of the state machine as of now and makes it current,
-    /// unless a newer one became current meanwhile (an install); returns the
-    /// current snapshot, opened under the lock. Blocking.
+    /// Checkpoints the state machine as of now and makes it current, unless
+    /// a newer snapshot became current meanwhile (an install); returns the
+    /// current snapshot, held under the lock. Blocking.
     pub fn build(&self, db: &DB) -> Result<(SnapshotMeta, SnapshotFile), StoreError> {
         let tmp = TempFile::new(self.temp_path("build"), &self.fail);
-        let meta = self.export(db, tmp.path())?;
-        self.fail.hit(Step::BuildExported)?;
+        let meta = self.checkpoint(db, tmp.path())?;
+        self.fail.hit(Step::BuildCheckpointed)?;
 
-        let _lock = self.locked();
-        if let Some((current, file)) = self.open_current()? {
-            // The view predates an install that finished since: keep the newer one.
+        let mut entries = self.locked();
+        if let Some((current, path)) = self.read_current()? {
+            // The checkpoint predates an install that finished since: keep the newer one.
             if current.last_log_id > meta.last_log_id {
+                let file = self.open_entry(&mut entries, &current, path)?;
                 return Ok((current, file));
             }
         }
         // Renamed under the lock: a concurrent prune cannot delete it before CURRENT names it.
-        let final_path = self.snap_path(&meta);
+        let final_path = self.ckpt_path(&meta);
         fs::rename(tmp.path(), &final_path).map_err(snap_io(&final_path))?;
         let unreferenced = TempFile::new(final_path.clone(), &self.fail);
         tmp.keep();
         self.sync_dir()?;
         self.fail.hit(Step::BuildRenamed)?;
 
-        let file = SnapshotFile::open(final_path.clone()).map_err(snap_io(&final_path))?;
         self.set_current(&meta, &final_path)?;
         unreferenced.keep();
         self.fail.hit(Step::BuildCurrent)?;
-        self.prune(Some(&final_path));
+        self.prune(&mut entries, Some(&final_path));
+        let file = self.open_entry(&mut entries, &meta, final_path)?;
         Ok((meta, file))
     }
 }

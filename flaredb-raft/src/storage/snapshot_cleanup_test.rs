@@ -8,7 +8,7 @@ use super::{
     sm_meta,
     snapshot_check::{self, SnapshotCheckError},
     snapshot_file::{Section, SnapshotWriter},
-    snapshot_fixture_test::{assert_at_rest, Store},
+    snapshot_fixture_test::{assert_at_rest, bytes, Store},
     snapshot_recv::ReceiveError,
     SnapshotDir,
 };
@@ -27,7 +27,7 @@ async fn a_received_snapshot_is_capped_checked_and_never_left_behind() {
     let mut source = Store::open(&tmp.path().join("source")).await;
     source.write(0, 30).await;
     let (meta, file) = source.snaps.build(&source.db).unwrap();
-    let bytes = std::fs::read(&file.path).unwrap();
+    let bytes = bytes(&file);
     let dir = SnapshotDir::new(tmp.path().join("dst")).unwrap();
 
     let small = dir.clone().with_max_snapshot_bytes(bytes.len() as u64 - 1);
@@ -65,10 +65,21 @@ async fn open_deletes_what_a_crash_left_behind() {
     store.write(0, 20).await;
     store.snaps.build(&store.db).unwrap();
     let dir = store.snaps.path().to_path_buf();
-    for stale in
-        ["recv-1-0.tmp", "build-2-0.tmp", "backup-3-0.tmp", "restore-4-0.tmp", "CURRENT-5-0.tmp", "snap-9-9.snap"]
-    {
+    for stale in [
+        "recv-1-0.tmp",
+        "backup-3-0.tmp",
+        "restore-4-0.tmp",
+        "CURRENT-5-0.tmp",
+        "export-6-0.tmp",
+        "snap-9-9.snap",
+        "ckpt-9-9.export",
+    ] {
         std::fs::write(dir.join(stale), b"partial").unwrap();
+    }
+    // An interrupted checkpoint (RocksDB's own temp dir too), an unreferenced one.
+    for stale in ["build-2-0.tmp", "build-2-1.tmp.tmp", "ckpt-9-9.ckpt"] {
+        std::fs::create_dir(dir.join(stale)).unwrap();
+        std::fs::write(dir.join(stale).join("000001.sst"), b"partial").unwrap();
     }
     let store = store.crash_and_reopen().await;
     assert_eq!(assert_at_rest(&store), Some(20));

@@ -1,11 +1,12 @@
-//! A build or an install that fails at any step — by an I/O error or by a
-//! kill — leaves a store that reopens consistent: no marker, no temp file, no
-//! stray snapshot, CURRENT not newer than the state machine and matching its
-//! file, and the state machine wholly before or wholly after the install.
+//! A build, a checkpoint export or an install that fails at any step — by an
+//! I/O error or by a kill — leaves a store that reopens consistent: no marker,
+//! no temp file, no stray snapshot, CURRENT not newer than the state machine
+//! and matching its records, and the state machine wholly before or wholly
+//! after the install.
 
 use super::{
     fail_point::{Mode, Step},
-    snapshot_fixture_test::{assert_at_rest, Store},
+    snapshot_fixture_test::{assert_at_rest, bytes, Store},
 };
 
 fn temp_files(store: &Store) -> Vec<String> {
@@ -49,6 +50,37 @@ async fn a_build_failing_at_any_step_leaves_a_consistent_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_export_failing_at_any_step_is_redone_by_the_next_reader() {
+    for mode in [Mode::Error, Mode::Crash] {
+        for step in Step::EXPORT {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut store = Store::open(tmp.path()).await;
+            store.write(0, 200).await;
+            let backup = store.snaps.temp_path("backup");
+            store.snaps.export(&store.db, &backup).unwrap();
+            let (_, file) = store.snaps.build(&store.db).unwrap();
+            store.write(200, 50).await;
+
+            store.snaps.fail.arm(step, mode);
+            assert!(file.reader().is_err(), "{step:?} {mode:?}: the export fails");
+            assert!(!store.snaps.fail.pending(), "{step:?} was reached");
+            if mode == Mode::Error {
+                assert_eq!(temp_files(&store), vec![backup.file_name().unwrap().to_string_lossy()]);
+                // The same handle tries again.
+                assert_eq!(bytes(&file), std::fs::read(&backup).unwrap(), "{step:?}: the state as of the build");
+            }
+            drop(file);
+            std::fs::remove_file(&backup).unwrap();
+
+            let store = store.crash_and_reopen().await;
+            assert_eq!(assert_at_rest(&store), Some(200), "{step:?} {mode:?}: CURRENT");
+            let (_, again) = store.snaps.current_file().unwrap().unwrap();
+            assert_eq!(bytes(&again), bytes(&store.snaps.current_file().unwrap().unwrap().1), "exported once, shared");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_install_failing_at_any_step_leaves_the_old_or_the_new_state() {
     let tmp = tempfile::tempdir().unwrap();
     let mut source = Store::open(&tmp.path().join("source")).await;
@@ -65,7 +97,7 @@ async fn an_install_failing_at_any_step_leaves_the_old_or_the_new_state() {
             let old_state = store.hash();
             // As the Raft service leaves a received snapshot: a temp file of the directory.
             let received = store.snaps.receive_path();
-            std::fs::copy(&file.path, &received).unwrap();
+            std::fs::copy(file.file_path().unwrap(), &received).unwrap();
 
             store.snaps.fail.arm(step, mode);
             assert!(store.snaps.install(&store.db, &meta, &received).is_err(), "{step:?} {mode:?}: fails");
@@ -107,7 +139,7 @@ async fn install_refuses_a_snapshot_whose_meta_does_not_match_its_records() {
         l
     });
     let received = store.snaps.receive_path();
-    std::fs::copy(&file.path, &received).unwrap();
+    std::fs::copy(file.file_path().unwrap(), &received).unwrap();
     let err = store.snaps.install(&store.db, &wrong, &received).unwrap_err();
     assert!(err.to_string().contains("last applied"), "{err}");
     assert_eq!(store.hash(), before, "nothing touched");
@@ -115,8 +147,9 @@ async fn install_refuses_a_snapshot_whose_meta_does_not_match_its_records() {
     assert_at_rest(&store);
 
     // The same file with its own meta installs; a foreign path is copied, not moved.
-    store.snaps.install(&store.db, &meta, &file.path).unwrap();
-    assert!(file.path.exists(), "the source's snapshot is left alone");
+    let exported = file.file_path().unwrap();
+    store.snaps.install(&store.db, &meta, &exported).unwrap();
+    assert!(exported.exists(), "the source's snapshot is left alone");
     assert_eq!(store.hash(), source.hash());
     assert_eq!(assert_at_rest(&store), Some(50));
 }

@@ -83,9 +83,10 @@ fn command(index: u64) -> pb::Command {
 }
 
 /// What a snapshot directory and its state machine look like at rest: no
-/// marker, no temp file, at most one snapshot file and it is the one CURRENT
-/// names, that file matches CURRENT's meta, and it is not newer than the state
-/// machine. Returns CURRENT's index.
+/// marker, no temp file, at most one snapshot (a checkpoint or a file) and it
+/// is the one CURRENT names, no export but its own, its records match
+/// CURRENT's meta, and it is not newer than the state machine. Returns
+/// CURRENT's index.
 pub fn assert_at_rest(store: &Store) -> Option<u64> {
     let meta_cf = db::cf(&store.db, db::CF_SM_META).unwrap();
     assert!(store.db.get_cf(meta_cf, sm_meta::INSTALLING_KEY).unwrap().is_none(), "install marker left");
@@ -94,15 +95,28 @@ pub fn assert_at_rest(store: &Store) -> Option<u64> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!names.iter().any(|n| n.ends_with(".tmp")), "temp files left: {names:?}");
-    let snaps: Vec<&String> = names.iter().filter(|n| n.ends_with(".snap")).collect();
+    let snaps: Vec<&String> = names.iter().filter(|n| n.ends_with(".snap") || n.ends_with(".ckpt")).collect();
+    let exports: Vec<&String> = names.iter().filter(|n| n.ends_with(".export")).collect();
     let applied = sm_meta::read_last_applied(&store.db).unwrap();
-    let Some((meta, path)) = store.snaps.current().unwrap() else {
-        assert!(snaps.is_empty(), "snapshot files but no CURRENT: {names:?}");
+    let Some((meta, file)) = store.snaps.current_file().unwrap() else {
+        assert!(snaps.is_empty() && exports.is_empty(), "snapshots but no CURRENT: {names:?}");
         return None;
     };
-    assert_eq!(snaps.len(), 1, "exactly CURRENT's snapshot file: {names:?}");
-    assert_eq!(path.file_name().unwrap().to_string_lossy(), snaps[0].as_str());
-    snapshot_check::check(&path, &meta, u64::MAX).expect("CURRENT's file matches its meta");
+    assert_eq!(snaps.len(), 1, "exactly CURRENT's snapshot: {names:?}");
+    assert_eq!(file.path().file_name().unwrap().to_string_lossy(), snaps[0].as_str());
+    for export in exports {
+        assert_eq!(export.strip_suffix(".export"), snaps[0].strip_suffix(".ckpt"), "a stray export: {names:?}");
+    }
+    // A checkpoint is exported here if it was not yet: its records are checked too.
+    let path = file.file_path().expect("CURRENT's snapshot reads");
+    snapshot_check::check(&path, &meta, u64::MAX).expect("CURRENT's snapshot matches its meta");
     assert!(meta.last_log_id <= applied, "CURRENT {:?} is newer than the state machine {applied:?}", meta.last_log_id);
     meta.last_log_id.map(|id| id.index)
+}
+
+/// The bytes a follower would receive for `file`.
+pub fn bytes(file: &super::SnapshotFile) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut file.reader().expect("snapshot reads"), &mut out).expect("snapshot reads");
+    out
 }

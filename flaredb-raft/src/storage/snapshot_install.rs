@@ -10,7 +10,7 @@
 //! 5. point CURRENT at the file (durable);
 //! 6. clear the marker (synced) — last, so CURRENT is never older than the
 //!    state machine;
-//! 7. delete older snapshot files.
+//! 7. delete older snapshots (checkpoints a reader holds: when it lets go).
 //!
 //! A crash before (3) leaves the old state and an unreferenced file that the
 //! next open deletes; from (3) until (6) the marker makes the next open redo
@@ -25,7 +25,7 @@ use super::{
     db::{cf, sync_opts, CF_CAS, CF_RAW, CF_SM_META},
     fail_point::Step,
     sm_meta,
-    snapshot::{snap_io, SnapshotDir},
+    snapshot::{snap_io, Entries, SnapshotDir},
     snapshot_check::{self, SnapshotCheckError},
     snapshot_file::{Section, SnapshotReader},
     temp_file::TempFile,
@@ -47,7 +47,7 @@ impl SnapshotDir {
     /// (and deleted if the install fails before the marker); any other file is
     /// copied and left alone. An error here stops Raft. Blocking.
     pub fn install(&self, db: &DB, meta: &SnapshotMeta, received: &Path) -> Result<(), StoreError> {
-        let _lock = self.locked();
+        let mut entries = self.locked();
         let src = if self.is_own_temp(received) {
             TempFile::new(received.to_path_buf(), &self.fail)
         } else {
@@ -71,11 +71,11 @@ impl SnapshotDir {
         // From here the marker owns the file: recovery needs it.
         unreferenced.keep();
         self.fail.hit(Step::InstallMarked)?;
-        self.load(db, meta, &final_path)
+        self.load(db, &mut entries, meta, &final_path)
     }
 
     /// Steps (4)–(7). Caller holds the lock and has written the marker.
-    fn load(&self, db: &DB, meta: &SnapshotMeta, path: &Path) -> Result<(), StoreError> {
+    fn load(&self, db: &DB, entries: &mut Entries, meta: &SnapshotMeta, path: &Path) -> Result<(), StoreError> {
         let marker = db
             .get_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY)?
             .ok_or_else(|| StoreError::corrupt("snapshot install", "marker missing"))?;
@@ -114,15 +114,15 @@ impl SnapshotDir {
         b.delete_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY);
         db.write_opt(b, &sync_opts())?;
         self.fail.hit(Step::InstallDone)?;
-        self.prune(Some(path));
+        self.prune(entries, Some(path));
         Ok(())
     }
 
     /// At open: finishes an install a crash interrupted, then deletes
-    /// snapshot files CURRENT does not name. Returns whether it redid an
+    /// snapshots (and exports) CURRENT does not name. Returns whether it redid an
     /// install. Blocking.
     pub fn recover(&self, db: &DB) -> Result<bool, StoreError> {
-        let _lock = self.locked();
+        let mut entries = self.locked();
         let redo = match db.get_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY)? {
             Some(raw) => {
                 let p = codec::decode_pb("install marker", &raw)?;
@@ -130,13 +130,13 @@ impl SnapshotDir {
                 // The file was checked before the marker; a failure now is disk damage.
                 snapshot_check::check(&path, &meta, u64::MAX).map_err(|e| refused(&path, e))?;
                 tracing::warn!(snapshot = %path.display(), "finishing a snapshot install interrupted by a crash");
-                self.load(db, &meta, &path)?;
+                self.load(db, &mut entries, &meta, &path)?;
                 true
             }
             None => false,
         };
         let current = self.read_current()?.map(|(_, path)| path);
-        self.prune(current.as_deref());
+        self.prune(&mut entries, current.as_deref());
         Ok(redo)
     }
 }

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Mutex as AsyncMutex};
 
 use super::{
     sm_meta,
-    snapshot_fixture_test::{assert_at_rest, Store},
+    snapshot_fixture_test::{assert_at_rest, bytes, Store},
     SnapshotDir,
 };
 use crate::types::SnapshotMeta;
@@ -61,7 +61,8 @@ fn views(db: Arc<DB>, snaps: SnapshotDir, name: &'static str, end: Instant, seen
         jobs.blocking_send((meta, file)).unwrap();
         if round.is_multiple_of(2) {
             let (meta, file) = snaps.build(&db).unwrap();
-            jobs.blocking_send((meta, file.file.try_clone().unwrap())).unwrap();
+            // A checkpoint: exported here (or by the sender first), the file shared.
+            jobs.blocking_send((meta, file.reader().unwrap())).unwrap();
         }
     }
 }
@@ -145,8 +146,9 @@ async fn builds_sends_installs_and_backups_race_under_writes_without_error() {
             while Instant::now() < end {
                 // As openraft does: the current snapshot, from the state-machine task.
                 let snap = l.lock().await.sm.get_current_snapshot().await.unwrap().expect("a snapshot");
-                let mut bytes = Vec::new();
-                (&snap.snapshot.file).read_to_end(&mut bytes).unwrap();
+                // As the network does: read (a checkpoint: exported) off the async workers.
+                let data = snap.snapshot;
+                let bytes = tokio::task::spawn_blocking(move || bytes(&data)).await.unwrap();
                 let mut f = f.lock().await;
                 let mine = sm_meta::read_last_applied(&f.db).unwrap();
                 if snap.meta.last_log_id <= mine {

@@ -25,6 +25,7 @@ use super::{
     db::blocking,
     sm_meta,
     snapshot::{SnapshotDir, SnapshotFile},
+    snapshot_trigger::{BytesSinceSnapshot, SnapshotTrigger},
 };
 use crate::{
     error::StoreError,
@@ -95,6 +96,9 @@ pub struct StateMachine {
     db: Arc<DB>,
     snapshots: SnapshotDir,
     shared: Arc<SmShared>,
+    /// `None`: build whenever openraft's policy asks.
+    trigger: Option<SnapshotTrigger>,
+    applied_bytes: BytesSinceSnapshot,
 }
 
 impl StateMachine {
@@ -108,7 +112,14 @@ impl StateMachine {
         })
         .await?;
         let shared = SmShared { registry: RwLock::new(registry), retired: RwLock::new(retired) };
-        Ok(Self { db, snapshots, shared: Arc::new(shared) })
+        Ok(Self { db, snapshots, shared: Arc::new(shared), trigger: None, applied_bytes: Default::default() })
+    }
+
+    /// Builds snapshots by this trigger; openraft's policy must then be
+    /// `trigger.raft_policy()` (see `snapshot_trigger.rs`).
+    pub fn with_snapshot_trigger(mut self, trigger: SnapshotTrigger) -> Self {
+        self.trigger = Some(trigger);
+        self
     }
 
     pub fn shared(&self) -> Arc<SmShared> {
@@ -146,6 +157,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 _ => 0,
             })
             .sum();
+        self.applied_bytes.add(payload);
         let (registry, retired, answers) = if batch.len() <= INLINE_APPLY_ENTRIES && payload <= INLINE_APPLY_BYTES {
             apply_batch(&self.db, registry, batch)?
         } else {
@@ -168,10 +180,32 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder { db: self.db.clone(), snapshots: self.snapshots.clone() }
     }
 
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        if let (false, Some(trigger)) = (force, self.trigger) {
+            let (db, dir) = (self.db.clone(), self.snapshots.clone());
+            let since = blocking(move || {
+                let applied = sm_meta::read_last_applied(&db)?.map_or(0, |l| l.index);
+                let snapshot = dir.current()?.and_then(|(m, _)| m.last_log_id).map_or(0, |l| l.index);
+                Ok(applied.saturating_sub(snapshot))
+            })
+            .await;
+            match since {
+                Ok(entries) if !trigger.should_build(entries, self.applied_bytes.get()) => return None,
+                Ok(_) => {}
+                // Building is the safe side: the build reports the error if it persists.
+                Err(e) => tracing::warn!(error = %e, "reading what the last snapshot covers"),
+            }
+        }
+        self.applied_bytes.reset();
+        Some(self.get_snapshot_builder().await)
+    }
+
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
         let (db, dir, meta) = (self.db.clone(), self.snapshots.clone(), meta.clone());
         let (registry, retired) = blocking(move || {
-            dir.install(&db, &meta, &snapshot.path)?;
+            // A received file; our own checkpoint only if openraft restores from it.
+            let path = snapshot.file_path()?;
+            dir.install(&db, &meta, &path)?;
             // A received temp file was moved by install; dropping the handle
             // deletes one that was not (see `SnapshotFile`).
             drop(snapshot);
@@ -180,6 +214,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await?;
         self.shared.set_registry(registry);
         self.shared.set_retired(retired);
+        self.applied_bytes.reset();
         Ok(())
     }
 
@@ -187,7 +222,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>>, io::Error> {
         let dir = self.snapshots.clone();
-        // Opened under the directory lock: a concurrent build cannot delete it first.
+        // Opened (a checkpoint: held) under the directory lock, so a concurrent
+        // build cannot delete it first. Cheap: a checkpoint is exported only
+        // when a follower reads it (`SnapshotFile::reader`), off this task.
         let found = blocking(move || dir.current_file()).await?;
         Ok(found.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
     }

@@ -1,6 +1,6 @@
-//! A file that is deleted when the operation that made it fails.
+//! A file (or directory) that is deleted when the operation that made it fails.
 //!
-//! Build, install, export and restore each create a file that must not
+//! Build, install, export and restore each create a file or a checkpoint that must not
 //! outlive a failure: the guard removes it on every early return, and `keep`
 //! hands it over once something durable (CURRENT, the install marker, the
 //! caller) owns it. A crash leaves it behind; `SnapshotDir::new` removes
@@ -36,7 +36,7 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         // A simulated kill (tests) leaves files exactly as a killed process would.
         if !self.keep && !self.fail.crashed() {
-            if let Err(e) = std::fs::remove_file(&self.path) {
+            if let Err(e) = super::snapshot_prune::remove_any(&self.path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %self.path.display(), error = %e, "removing a temp snapshot file");
                 }
