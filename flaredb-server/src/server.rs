@@ -44,6 +44,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         heartbeat_ms: cfg.heartbeat_ms,
         election_timeout_ms: cfg.election_timeout_ms,
         snapshot_logs_since_last: cfg.snapshot_logs_since_last,
+        snapshot_log_bytes_since_last: cfg.snapshot_log_bytes_since_last,
         max_logs_to_keep: cfg.max_logs_to_keep,
         join: cfg.join.is_some(),
         fault_injection: cfg.fault_injection,

@@ -121,3 +121,27 @@ async fn a_node_behind_the_purged_log_catches_up_by_snapshot() {
     });
     assert!(installed, "the lagger holds a snapshot");
 }
+
+#[tokio::test]
+async fn a_snapshot_is_built_by_log_bytes_before_the_entry_count() {
+    // 10 million entries would never be reached; 64 KiB of commands is.
+    let opts = ClusterOpts {
+        snapshot_logs_since_last: 10_000_000,
+        extra_toml: "snapshot_log_bytes_since_last = 65536\n".into(),
+        ..Default::default()
+    };
+    let c = Cluster::start_with(1, opts).await;
+    let raw = c.client().namespace("bytes");
+    for i in 0..1_200u32 {
+        raw.raw_put(format!("k{i:04}"), vec![b'x'; 1024]).await.unwrap();
+    }
+    let snaps = c.nodes[&1].data_dir.join("snapshots");
+    wait_until("a snapshot built by log bytes", DEADLINE, || async {
+        std::fs::read_dir(&snaps)
+            .ok()?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".ckpt"))
+            .then_some(())
+    })
+    .await;
+}

@@ -10,6 +10,7 @@ impl FlareNode {
     /// and returns the index it covers.
     pub async fn snapshot_now(&self, timeout: Duration) -> Result<u64, NodeError> {
         let applied = self.status().applied_index;
+        self.shared.force_snapshot.store(true, std::sync::atomic::Ordering::Release);
         self.raft.trigger().snapshot().await.map_err(|e| NodeError::Fatal(e.to_string()))?;
         let m = self
             .raft

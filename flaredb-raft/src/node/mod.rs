@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use openraft::{async_runtime::WatchReceiver, errors::RaftError, BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::{async_runtime::WatchReceiver, errors::RaftError, BasicNode, ReadPolicy, ServerState};
 use rocksdb::DB;
 
 use self::addr::MemberAddr;
@@ -18,7 +18,7 @@ use crate::{
     namespace::{Mode, NamespaceInfo, NamespaceRejection},
     network::{ClusterId, Faults, Network},
     read::{self, PageLimit, ScanPage},
-    storage::{db, LogStore, SmShared, SnapshotDir, StateMachine},
+    storage::{db, snapshot_trigger::SnapshotTrigger, LogStore, SmShared, SnapshotDir, StateMachine},
     types::{NodeId, Raft},
 };
 
@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_logs_since_last: u64,
+    /// Also snapshot after this many bytes of applied commands (0 = entries only).
+    pub snapshot_log_bytes_since_last: u64,
     pub max_logs_to_keep: u64,
     /// Wait to be added by an existing cluster instead of bootstrapping.
     pub join: bool,
@@ -87,7 +89,11 @@ impl FlareNode {
         let mut data_dir = DataDir::open(&cfg.data_dir, cfg.id)?;
         let db = db::open(&data_dir.db_path())?;
         let snapshots = SnapshotDir::new(data_dir.snapshot_dir())?;
-        let sm = StateMachine::open(db.clone(), snapshots.clone()).await?;
+        let trigger = SnapshotTrigger {
+            logs_since_last: cfg.snapshot_logs_since_last,
+            log_bytes_since_last: (cfg.snapshot_log_bytes_since_last > 0).then_some(cfg.snapshot_log_bytes_since_last),
+        };
+        let sm = StateMachine::open(db.clone(), snapshots.clone()).await?.with_snapshot_trigger(trigger);
         let shared = sm.shared();
         let raft_config = openraft::Config {
             cluster_name: "flaredb".into(),
@@ -98,7 +104,7 @@ impl FlareNode {
             // narrow window keeps the lease short and so the failover fast
             // (about 2.25 x min after the leader's last heartbeat).
             election_timeout_max: cfg.election_timeout_ms + cfg.election_timeout_ms / 4,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs_since_last),
+            snapshot_policy: trigger.raft_policy(),
             max_in_snapshot_log_to_keep: cfg.max_logs_to_keep,
             max_payload_entries: 64,
             enable_pre_vote: Some(true),

@@ -9,7 +9,10 @@
 use std::{
     collections::BTreeSet,
     io,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
 };
 
 use futures::{Stream, TryStreamExt};
@@ -72,6 +75,10 @@ pub struct SmShared {
     pub registry: RwLock<Registry>,
     /// Node ids removed from the cluster (never reused).
     pub retired: RwLock<BTreeSet<u64>>,
+    /// Set by a manual snapshot request (Admin/Snapshot): openraft asks the
+    /// state machine with `force = false` even then (its sm worker), so the
+    /// trigger must be told that this build is not to be refused.
+    pub force_snapshot: AtomicBool,
 }
 
 impl SmShared {
@@ -111,7 +118,11 @@ impl StateMachine {
             Ok((sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?))
         })
         .await?;
-        let shared = SmShared { registry: RwLock::new(registry), retired: RwLock::new(retired) };
+        let shared = SmShared {
+            registry: RwLock::new(registry),
+            retired: RwLock::new(retired),
+            force_snapshot: AtomicBool::new(false),
+        };
         Ok(Self { db, snapshots, shared: Arc::new(shared), trigger: None, applied_bytes: Default::default() })
     }
 
@@ -181,7 +192,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
-        if let (false, Some(trigger)) = (force, self.trigger) {
+        let forced = force || self.shared.force_snapshot.swap(false, Ordering::AcqRel);
+        if let (false, Some(trigger)) = (forced, self.trigger) {
             let (db, dir) = (self.db.clone(), self.snapshots.clone());
             let since = blocking(move || {
                 let applied = sm_meta::read_last_applied(&db)?.map_or(0, |l| l.index);

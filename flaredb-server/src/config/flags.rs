@@ -92,6 +92,7 @@ pub(super) struct FileConfig {
     pub heartbeat_ms: Option<u64>,
     pub election_timeout_ms: Option<u64>,
     pub snapshot_logs_since_last: Option<u64>,
+    pub snapshot_log_bytes_since_last: Option<u64>,
     pub max_logs_to_keep: Option<u64>,
     pub request_timeout_ms: Option<u64>,
 }

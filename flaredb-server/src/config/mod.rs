@@ -57,6 +57,8 @@ pub struct Config {
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_logs_since_last: u64,
+    /// Also snapshot once this many bytes of commands were applied since the last one (0 = off).
+    pub snapshot_log_bytes_since_last: u64,
     pub max_logs_to_keep: u64,
     pub request_timeout_ms: u64,
     pub join: Option<String>,
@@ -130,6 +132,7 @@ impl Config {
             heartbeat_ms,
             election_timeout_ms,
             snapshot_logs_since_last: file.snapshot_logs_since_last.unwrap_or(10_000),
+            snapshot_log_bytes_since_last: file.snapshot_log_bytes_since_last.unwrap_or(64 << 20),
             max_logs_to_keep: file.max_logs_to_keep.unwrap_or(1_000),
             request_timeout_ms: file.request_timeout_ms.unwrap_or(5_000),
             join: flags.join,
