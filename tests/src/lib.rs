@@ -3,12 +3,14 @@
 //! Everything started here is killed and removed on drop.
 
 pub mod fault_suite;
+mod grpcurl;
 pub mod kv_suite;
 pub mod lincheck;
 mod process;
 mod wait;
 pub mod workload;
 
+pub use grpcurl::{grpcurl, grpcurl_run};
 pub use process::{server_bin, spawn_server, ServerProc};
 pub use wait::{wait_until, DEADLINE};
 

