@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flaredb_proto::leader_hint::{is_not_applied, LeaderHint};
+use flaredb_proto::leader_hint::{is_connect_failure, is_not_applied, LeaderHint};
 use tonic::{
     transport::{Channel, Endpoint},
     Code, Request, Response, Status,
@@ -137,11 +137,9 @@ impl Conn {
             let connect_failed = !said_not_applied && is_connect_failure(&status);
             match status.code() {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {}
-                // A server failure after the write was proposed: it may have applied.
-                Code::Internal if retry == Retry::OnlyIfNotApplied && !said_not_applied => {
-                    self.set_leader(None);
-                    return Err(ClientError::Indeterminate(format!("{} (from {addr})", status.message())));
-                }
+                // A server failure after the write was proposed: it may have
+                // applied, so it is indeterminate (just below), not a plain error.
+                Code::Internal if retry == Retry::OnlyIfNotApplied && !said_not_applied => {}
                 _ => return Err(ClientError::from_status(&status)),
             }
             if retry == Retry::OnlyIfNotApplied && !said_not_applied && !connect_failed {
@@ -181,19 +179,6 @@ impl Conn {
             }
         }
     }
-}
-
-/// A connect failure means the request never left this process.
-fn is_connect_failure(s: &Status) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
-    while let Some(e) = src {
-        let text = e.to_string();
-        if text.contains("tcp connect error") || text.contains("Connection refused") {
-            return true;
-        }
-        src = e.source();
-    }
-    false
 }
 
 fn jitter(d: Duration) -> Duration {

@@ -86,20 +86,6 @@ pub fn caller_timeout<T>(req: &Request<T>) -> Option<Duration> {
     })
 }
 
-/// Whether a forwarded call failed to connect, so the request never left
-/// this node and may be sent elsewhere whatever it was (even a CAS).
-pub fn never_sent(s: &Status) -> bool {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
-    while let Some(e) = src {
-        let text = e.to_string();
-        if text.contains("tcp connect error") || text.contains("Connection refused") {
-            return true;
-        }
-        src = e.source();
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,23 @@ pub fn is_not_applied(md: &MetadataMap) -> bool {
     md.contains_key(NOT_APPLIED_KEY)
 }
 
+/// Whether a call failed to connect, so the request never left the caller
+/// and may be sent elsewhere whatever it was (even a CAS). tonic reports the
+/// cause only as the text of a source error, so the chain is searched.
+pub fn is_connect_failure(s: &tonic::Status) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = src {
+        let refused =
+            e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        let text = e.to_string();
+        if refused || text.contains("tcp connect error") || text.contains("Connection refused") {
+            return true;
+        }
+        src = e.source();
+    }
+    false
+}
+
 /// The leader a node pointed to: its Raft node id and client-facing address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderHint {
@@ -68,6 +85,13 @@ mod tests {
         let mut md = MetadataMap::new();
         hint.insert_into(&mut md);
         assert_eq!(LeaderHint::from_metadata(&md), Some(hint));
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_connect_failure_and_a_plain_status_is_not() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(is_connect_failure(&tonic::Status::from_error(Box::new(refused))));
+        assert!(!is_connect_failure(&tonic::Status::unavailable("tcp connect error, but only in the message")));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flaredb_proto::leader_hint::mark_not_applied;
+use flaredb_proto::leader_hint::{is_connect_failure, mark_not_applied};
 use flaredb_proto::raft as pb;
 use flaredb_raft::{
     namespace::{Mode, NamespaceInfo, NamespaceRejection},
@@ -18,7 +18,7 @@ use tonic::{transport::Channel, Request, Response, Status};
 
 use crate::{
     config::Limits,
-    forward::{caller_timeout, is_forwarded, never_sent, Forwarder},
+    forward::{caller_timeout, is_forwarded, Forwarder},
     status,
 };
 
@@ -90,7 +90,7 @@ impl Ctx {
             };
             let id = leader.0;
             match self.fwd.call(leader, req.get_ref().clone(), timeout, &call).await {
-                Err(mut s) if never_sent(&s) => {
+                Err(mut s) if is_connect_failure(&s) => {
                     if Instant::now() >= until {
                         mark_not_applied(s.metadata_mut());
                         return Ok(Err(s));
