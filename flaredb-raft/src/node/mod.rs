@@ -117,7 +117,7 @@ impl FlareNode {
         cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
         let faults = cfg.fault_injection.then(|| Arc::new(Faults::default()));
         let network = Network::new(cluster.clone(), faults.clone());
-        let raft = Raft::new(cfg.id, Arc::new(raft_config), network, LogStore::new(db.clone()), sm)
+        let raft = Raft::new(cfg.id, Arc::new(raft_config), network, LogStore::new(db.clone())?, sm)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| OpenError::Raft(e.to_string()))?;

@@ -20,7 +20,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
             let db = db::open(&dir.path().join("db"))?;
             let snaps = SnapshotDir::new(dir.path().join("snapshots"))?;
             let sm = StateMachine::open(db.clone(), snaps).await?;
-            Ok::<_, crate::StoreError>((LogStore::new(db), sm))
+            Ok::<_, crate::StoreError>((LogStore::new(db)?, sm))
         };
         let (log, sm) = open.await.map_err(|e| fail(e.into()))?;
         Ok((dir, log, sm))

@@ -15,7 +15,7 @@ use openraft::{
     OptionalSend,
 };
 use prost::Message;
-use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
 use super::{
     db::{blocking, cf, sync_opts, CF_LOG, CF_RAFT_META},
@@ -32,14 +32,16 @@ const COMMITTED_KEY: &[u8] = b"committed";
 const PURGED_KEY: &[u8] = b"last_purged";
 
 /// Appends below this size are written on the Raft task itself: a small
-/// unsynced RocksDB write costs less than a hop to the blocking pool.
+/// unsynced RocksDB write costs less than a hop to the blocking pool. It is
+/// tried with `no_slowdown`, so a write RocksDB would stall (too many L0
+/// files, full memtables) moves to the blocking pool instead of freezing the
+/// Raft task and its heartbeats.
 const INLINE_APPEND_BYTES: usize = 256 << 10;
 
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    /// None only if its thread could not be started: appends then fsync inline.
-    flusher: Option<Arc<WalFlusher>>,
+    flusher: Arc<WalFlusher>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -53,26 +55,37 @@ fn read_log_id(db: &DB, key: &[u8]) -> Result<Option<LogId>, StoreError> {
 }
 
 impl LogStore {
-    pub fn new(db: Arc<DB>) -> Self {
-        let flusher = match WalFlusher::start(db.clone()) {
-            Ok(f) => Some(Arc::new(f)),
-            Err(e) => {
-                tracing::warn!(error = %e, "no WAL flusher thread; log appends will fsync one by one");
-                None
-            }
-        };
-        Self { db, flusher }
+    pub fn new(db: Arc<DB>) -> Result<Self, StoreError> {
+        let flusher = WalFlusher::start(db.clone())
+            .map_err(|e| StoreError::Join(format!("starting the WAL flusher thread: {e}")))?;
+        Ok(Self { db, flusher: Arc::new(flusher) })
     }
 
-    fn write_entries(db: &DB, encoded: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+    /// Writes the entries, not synced: durability is reported by the flusher.
+    fn write_entries(db: &DB, encoded: &[(u64, Vec<u8>)], opts: &WriteOptions) -> Result<(), StoreError> {
         let log = cf(db, CF_LOG)?;
         let mut b = WriteBatch::default();
         for (index, raw) in encoded {
             b.put_cf(log, index_key(*index), raw);
         }
-        // Not synced here: durability is reported by the flusher's callback.
-        db.write(b)?;
+        db.write_opt(b, opts)?;
         Ok(())
+    }
+
+    /// Inline unless large or RocksDB would stall it (then on the blocking pool).
+    async fn write_entries_off_task(&self, encoded: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
+        let bytes: usize = encoded.iter().map(|(_, raw)| raw.len()).sum();
+        if bytes < INLINE_APPEND_BYTES {
+            let mut quick = WriteOptions::default();
+            quick.set_no_slowdown(true);
+            match Self::write_entries(&self.db, &encoded, &quick) {
+                // A refused batch wrote nothing: write it again where it may wait.
+                Err(StoreError::Rocks(e)) if e.kind() == rocksdb::ErrorKind::Incomplete => {}
+                done => return done,
+            }
+        }
+        let db = self.db.clone();
+        blocking(move || Self::write_entries(&db, &encoded, &WriteOptions::default())).await
     }
 
     /// Makes an empty log look purged up to `last` with `vote` saved: the
@@ -215,28 +228,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let encoded: Vec<(u64, Vec<u8>)> =
             entries.into_iter().map(|e| (e.log_id.index, codec::encode_entry(&e))).collect();
-        let bytes: usize = encoded.iter().map(|(_, raw)| raw.len()).sum();
-        let written = if bytes < INLINE_APPEND_BYTES {
-            Self::write_entries(&self.db, &encoded)
-        } else {
-            let db = self.db.clone();
-            blocking(move || Self::write_entries(&db, &encoded)).await
-        };
-        if let Err(e) = written {
+        if let Err(e) = self.write_entries_off_task(encoded).await {
             callback.io_completed(Err(io::Error::other(e.to_string())));
             return Err(e.into());
         }
-        let callback = match &self.flusher {
-            Some(f) => match f.after_next_flush(callback) {
-                Ok(()) => return Ok(()),
-                Err(cb) => cb,
-            },
-            None => callback,
-        };
-        // No flusher: fsync here, and only then tell openraft it is durable.
-        let db = self.db.clone();
-        let res = blocking(move || Ok(db.flush_wal(true)?)).await;
-        callback.io_completed(res.map_err(|e| io::Error::other(e.to_string())));
+        if let Err(cb) = self.flusher.after_next_flush(callback) {
+            // Only if the flusher thread died: never report an unsynced append as durable.
+            let e = io::Error::other("the WAL flusher thread has stopped");
+            cb.io_completed(Err(io::Error::other(e.to_string())));
+            return Err(e);
+        }
         Ok(())
     }
 

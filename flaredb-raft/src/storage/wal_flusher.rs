@@ -16,7 +16,7 @@ use rocksdb::DB;
 use crate::types::TypeConfig;
 
 pub struct WalFlusher {
-    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    tx: mpsc::Sender<IOFlushed<TypeConfig>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -36,22 +36,21 @@ impl WalFlusher {
                 }
             }
         })?;
-        Ok(Self { tx: Some(tx), thread: Some(thread) })
+        Ok(Self { tx, thread: Some(thread) })
     }
 
-    /// Completes `cb` once the WAL holding every earlier write is on disk.
+    /// Completes `cb` once the WAL holding every earlier write is on disk;
+    /// hands it back if the thread is gone.
     pub fn after_next_flush(&self, cb: IOFlushed<TypeConfig>) -> Result<(), IOFlushed<TypeConfig>> {
-        match &self.tx {
-            Some(tx) => tx.send(cb).map_err(|e| e.0),
-            None => Err(cb),
-        }
+        self.tx.send(cb).map_err(|e| e.0)
     }
 }
 
 impl Drop for WalFlusher {
     /// Waits for the last fsync, so the DB can be reopened right after.
     fn drop(&mut self) {
-        self.tx.take();
+        // Dropping the only sender ends the thread's loop.
+        drop(std::mem::replace(&mut self.tx, mpsc::channel().0));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
