@@ -32,6 +32,8 @@ pub enum RestoreError {
     Backup { path: String, source: std::io::Error },
     #[error("backup {path} is not a usable FlareDB backup: {source}")]
     Invalid { path: String, source: SnapshotCheckError },
+    #[error("address of the restored node: {0}")]
+    Address(String),
     #[error("data dir {0} already holds a node; restore needs an empty or absent directory")]
     NotEmpty(String),
     #[error("backup has no applied index: it is not a FlareDB backup")]
@@ -68,6 +70,9 @@ fn rewrite_meta(backup: &Path, out: &Path, meta: &SnapshotMeta) -> std::io::Resu
 
 /// Restores `backup` into `data_dir` as node `id` at `addr`, a one-node cluster.
 pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u64, RestoreError> {
+    // `PUBLIC` or `PUBLIC@PEER`, checked as AddLearner checks a new member's.
+    let addr = crate::node::addr::MemberAddr::parse(addr).map_err(RestoreError::Address)?.to_string();
+    let addr = addr.as_str();
     let invalid = |source| RestoreError::Invalid { path: backup.display().to_string(), source };
     let applied =
         snapshot_check::embedded_meta(backup).map_err(invalid)?.last_applied.ok_or(RestoreError::NoAppliedIndex)?;

@@ -12,14 +12,18 @@ async fn main() -> std::process::ExitCode {
     if let Some(Command::Restore(r)) = flags.command.take() {
         return match flaredb_raft::restore::restore(&r.from, &r.data_dir, r.id, &r.listen) {
             Ok(index) => {
+                // `--listen` takes the public address; a peer address goes to `--peer-listen`.
+                let listen = match r.listen.split_once('@') {
+                    Some((public, peer)) => format!("{public} --peer-listen {peer}"),
+                    None => r.listen.clone(),
+                };
                 println!(
                     "restored {} into {} as node {} (applied index {index}); start it with: \
-                     flaredb-server --id {} --listen {} --data-dir {}",
+                     flaredb-server --id {} --listen {listen} --data-dir {}",
                     r.from.display(),
                     r.data_dir.display(),
                     r.id,
                     r.id,
-                    r.listen,
                     r.data_dir.display()
                 );
                 std::process::ExitCode::SUCCESS

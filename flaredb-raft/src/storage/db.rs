@@ -21,7 +21,7 @@ pub const CF_RAW: &str = "raw";
 /// State-machine metadata: last applied, membership, namespace registry.
 pub const CF_SM_META: &str = "sm_meta";
 
-/// Every column family, in the order `db_options::cf_descriptors` lists them.
+/// Every column family (`db_options::cf_descriptors` gives each its options).
 pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_RAFT_META, CF_CAS, CF_RAW, CF_SM_META];
 
 /// On-disk format of this build; stored at creation, checked at every open.

@@ -5,7 +5,7 @@
 use openraft::storage::RaftStateMachine;
 
 use super::snapshot_fixture_test::{assert_at_rest, Store};
-use crate::restore::restore;
+use crate::restore::{restore, RestoreError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_snapshot_is_self_consistent_and_installs_on_a_learner() {
@@ -37,8 +37,13 @@ async fn a_restored_snapshot_is_self_consistent_and_installs_on_a_learner() {
     assert_eq!(assert_at_rest(&learner), Some(120));
 
     // Restoring into a used directory is refused, and a file that is not a backup too.
-    assert!(restore(&backup, &data_dir, 8, "127.0.0.1:7008").is_err());
+    let used = restore(&backup, &data_dir, 8, "127.0.0.1:7008");
+    assert!(matches!(used, Err(RestoreError::NotEmpty(_))), "{used:?}");
     std::fs::write(tmp.path().join("junk"), b"not a snapshot").unwrap();
-    assert!(restore(&tmp.path().join("junk"), &tmp.path().join("other"), 9, "127.0.0.1:7009").is_err());
+    let junk = restore(&tmp.path().join("junk"), &tmp.path().join("other"), 9, "127.0.0.1:7009");
+    assert!(matches!(junk, Err(RestoreError::Invalid { .. } | RestoreError::Backup { .. })), "{junk:?}");
     assert!(!tmp.path().join("other").exists(), "nothing created for a bad backup");
+    let bad_addr = restore(&backup, &tmp.path().join("third"), 10, "not-an-address");
+    assert!(matches!(&bad_addr, Err(RestoreError::Address(m)) if m.contains("PUBLIC@PEER")), "{bad_addr:?}");
+    assert!(!tmp.path().join("third").exists(), "nothing created for a bad address");
 }

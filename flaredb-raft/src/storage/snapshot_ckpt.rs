@@ -22,7 +22,7 @@ use std::{
 use rocksdb::{checkpoint::Checkpoint, Options, DB};
 
 use super::{
-    db::{CF_CAS, CF_LOG, CF_RAFT_META, CF_RAW, CF_SM_META},
+    db::ALL_CFS,
     fail_point::Step,
     snapshot::{snap_io, SnapshotDir},
     snapshot_build::{read_meta, write_view},
@@ -33,8 +33,7 @@ use crate::{error::StoreError, types::SnapshotMeta};
 /// Opens a checkpoint for reading. Every column family is listed, so that
 /// replaying the checkpoint's WAL tail never meets one it does not know.
 fn open_read_only(path: &Path) -> Result<DB, StoreError> {
-    let cfs = [CF_LOG, CF_RAFT_META, CF_CAS, CF_RAW, CF_SM_META];
-    Ok(DB::open_cf_for_read_only(&Options::default(), path, cfs, false)?)
+    Ok(DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false)?)
 }
 
 impl SnapshotDir {

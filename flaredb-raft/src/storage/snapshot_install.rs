@@ -47,7 +47,8 @@ impl SnapshotDir {
     /// (and deleted if the install fails before the marker); any other file is
     /// copied and left alone. An error here stops Raft. Blocking.
     pub fn install(&self, db: &DB, meta: &SnapshotMeta, received: &Path) -> Result<(), StoreError> {
-        let mut entries = self.locked();
+        // Checked before the lock: reading a large file must not hold up
+        // readers of CURRENT. Only the rename onwards races with prune.
         let src = if self.is_own_temp(received) {
             TempFile::new(received.to_path_buf(), &self.fail)
         } else {
@@ -58,6 +59,7 @@ impl SnapshotDir {
         snapshot_check::check(src.path(), meta, self.max_snapshot_bytes()).map_err(|e| refused(received, e))?;
         self.fail.hit(Step::InstallChecked)?;
 
+        let mut entries = self.locked();
         let final_path = self.snap_path(meta);
         fs::rename(src.path(), &final_path).map_err(snap_io(&final_path))?;
         let unreferenced = TempFile::new(final_path.clone(), &self.fail);

@@ -17,6 +17,10 @@ async fn a_byte_limit_builds_before_the_entry_limit() {
     store.write(0, 20).await;
     assert!(store.sm.try_create_snapshot_builder(false).await.is_none(), "below both limits");
     assert!(store.sm.try_create_snapshot_builder(true).await.is_some(), "forced");
+    // Admin/Snapshot: openraft asks with force = false; the flag makes it build, once.
+    store.sm.shared().force_snapshot.store(true, std::sync::atomic::Ordering::Release);
+    assert!(store.sm.try_create_snapshot_builder(false).await.is_some(), "a manual snapshot is never refused");
+    assert!(store.sm.try_create_snapshot_builder(false).await.is_none(), "the flag is used up");
     store.write(20, 150).await;
     let mut builder = store.sm.try_create_snapshot_builder(false).await.expect("past the byte limit");
     let snap = openraft::storage::RaftSnapshotBuilder::build_snapshot(&mut builder).await.unwrap();
