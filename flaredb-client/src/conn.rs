@@ -1,7 +1,6 @@
 //! Endpoints, the leader cache and the retry loop shared by every call.
 
 use std::{
-    collections::HashMap,
     future::Future,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -10,11 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flaredb_proto::leader_hint::{is_connect_failure, is_not_applied, LeaderHint};
-use tonic::{
-    transport::{Channel, Endpoint},
-    Code, Request, Response, Status,
+use flaredb_proto::{
+    channel::ChannelCache,
+    leader_hint::{is_connect_failure, is_not_applied, LeaderHint},
 };
+use tonic::{transport::Channel, Code, Request, Response, Status};
 
 use crate::ClientError;
 
@@ -53,7 +52,7 @@ pub(crate) enum Retry {
 
 pub(crate) struct Conn {
     endpoints: Vec<String>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: ChannelCache,
     leader: Mutex<Option<String>>,
     next: AtomicUsize,
     pub(crate) config: ClientConfig,
@@ -66,7 +65,7 @@ impl Conn {
         }
         let conn = Self {
             endpoints,
-            channels: Mutex::new(HashMap::new()),
+            channels: ChannelCache::new(config.connect_timeout),
             leader: Mutex::new(None),
             next: AtomicUsize::new(0),
             config,
@@ -78,15 +77,7 @@ impl Conn {
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(addr) {
-            return Ok(c.clone());
-        }
-        let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let ep = Endpoint::from_shared(uri).map_err(|_| ClientError::InvalidEndpoint(addr.to_string()))?;
-        let c = ep.connect_timeout(self.config.connect_timeout).tcp_nodelay(true).connect_lazy();
-        map.insert(addr.to_string(), c.clone());
-        Ok(c)
+        self.channels.get(addr).map_err(|e| ClientError::InvalidEndpoint(e.0))
     }
 
     /// The leader if known, else the next endpoint in turn.

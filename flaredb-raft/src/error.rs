@@ -37,8 +37,8 @@ impl DataDirError {
 /// RocksDB and on-disk format errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("rocksdb: {0}")]
-    Rocks(#[from] rocksdb::Error),
+    #[error(transparent)]
+    Rocks(#[from] crate::storage::DbError),
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
     #[error("on-disk format version {found} is not supported (this build reads {supported})")]

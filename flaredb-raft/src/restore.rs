@@ -17,11 +17,11 @@ use crate::{
     data_dir::DataDir,
     error::{OpenError, StoreError},
     storage::{
-        db, sm_meta,
+        sm_meta,
         snapshot_check::{self, SnapshotCheckError},
         snapshot_file::{Section, SnapshotReader, SnapshotWriter},
         temp_file::TempFile,
-        LogStore, SnapshotDir,
+        SnapshotDir, Store,
     },
     types::{LeaderId, LogId, Membership, SnapshotMeta, StoredMembership, Vote},
 };
@@ -89,7 +89,7 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
         crate::fnv::hash(seed.as_bytes()).max(1)
     };
     dir.set_cluster_id(cluster).map_err(OpenError::from)?;
-    let db = db::open(&dir.db_path())?;
+    let store = Store::open(&dir.db_path())?;
     let snaps = SnapshotDir::new(dir.snapshot_dir())?;
 
     let last = LogId::new(LeaderId { term: applied.leader_id.term, node_id: id }, applied.index);
@@ -102,7 +102,6 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
     let snapshot = TempFile::new(snaps.temp_path("restore"), &snaps.fail);
     rewrite_meta(backup, snapshot.path(), &meta)
         .map_err(|source| RestoreError::Backup { path: backup.display().to_string(), source })?;
-    snaps.install(&db, &meta, snapshot.path())?;
-    LogStore::seed(&db, &last, &Vote::new(last.leader_id.term, id))?;
+    store.seed(&snaps, &meta, snapshot.path(), &Vote::new(last.leader_id.term, id))?;
     Ok(applied.index)
 }

@@ -5,23 +5,17 @@
 //! waits for the next leader instead of sending the client into backoff; see
 //! `Ctx::forward`.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{future::Future, time::Duration};
 
-use flaredb_proto::leader_hint::{LeaderHint, FORWARDED_KEY};
-use tonic::{
-    metadata::MetadataValue,
-    transport::{Channel, Endpoint},
-    Request, Response, Status,
+use flaredb_proto::{
+    channel::ChannelCache,
+    leader_hint::{LeaderHint, FORWARDED_KEY},
 };
+use tonic::{metadata::MetadataValue, transport::Channel, Request, Response, Status};
 
 #[derive(Clone, Default)]
 pub struct Forwarder {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: ChannelCache,
 }
 
 /// Whether `req` was already forwarded once (then it is served or refused here).
@@ -31,17 +25,7 @@ pub fn is_forwarded<T>(req: &Request<T>) -> bool {
 
 impl Forwarder {
     pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(addr) {
-            return Ok(c.clone());
-        }
-        let ep = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|_| Status::unavailable(format!("leader address {addr:?} is not usable")))?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true);
-        let c = ep.connect_lazy();
-        map.insert(addr.to_string(), c.clone());
-        Ok(c)
+        self.channels.get(addr).map_err(|_| Status::unavailable(format!("leader address {addr:?} is not usable")))
     }
 
     /// Sends `msg` to `leader` with `call`, and returns its answer with the

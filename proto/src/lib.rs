@@ -1,7 +1,9 @@
 //! FlareDB wire protocol: the generated messages and services of the public
 //! API (`flaredb.v1`: KvCas, KvRaw, Admin) and of the internal Raft transport
-//! (`flaredb.raft.v1`), plus the descriptor sets served by gRPC reflection.
+//! (`flaredb.raft.v1`), plus the descriptor sets served by gRPC reflection,
+//! and the channel cache every caller dials through.
 
+pub mod channel;
 pub mod leader_hint;
 
 /// Public API, package `flaredb.v1`.

@@ -5,13 +5,9 @@ mod faults;
 mod peer;
 mod snapshot_stream;
 
-use std::{
-    collections::HashMap,
-    sync::{atomic::AtomicU64, Arc, Mutex},
-    time::Duration,
-};
+use std::sync::{atomic::AtomicU64, Arc};
 
-use tonic::transport::{Channel, Endpoint};
+use flaredb_proto::channel::ChannelCache;
 
 pub use faults::Faults;
 pub use peer::PeerClient;
@@ -29,37 +25,18 @@ pub const CLUSTER_KEY: &str = "x-flaredb-cluster";
 /// This node's cluster id; 0 until known.
 pub type ClusterId = Arc<AtomicU64>;
 
-/// Hands out peer clients; channels are created once per (peer, address)
-/// and reused, reconnecting lazily after failures.
+/// Hands out peer clients over channels cached per address, reused and
+/// reconnecting lazily after failures.
 #[derive(Clone, Default)]
 pub struct Network {
-    channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    channels: ChannelCache,
     cluster: ClusterId,
     faults: Option<Arc<Faults>>,
 }
 
 impl Network {
     pub fn new(cluster: ClusterId, faults: Option<Arc<Faults>>) -> Self {
-        Self { channels: Default::default(), cluster, faults }
-    }
-
-    fn channel(&self, target: NodeId, addr: &str) -> Channel {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((target, addr.to_string()))
-            .or_insert_with(|| {
-                match Endpoint::from_shared(format!("http://{addr}")) {
-                    Ok(ep) => ep
-                        .connect_timeout(Duration::from_millis(500))
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(5))
-                        .keep_alive_while_idle(true)
-                        .connect_lazy(),
-                    // A malformed address (from membership) yields a channel that always
-                    // fails, reported as Unreachable by the caller; never a panic.
-                    Err(_) => Endpoint::from_static("http://0.0.0.0:1").connect_lazy(),
-                }
-            })
-            .clone()
+        Self { channels: ChannelCache::default(), cluster, faults }
     }
 }
 
@@ -69,6 +46,36 @@ impl openraft::network::RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
         // Raft goes to the member's peer address when it has one (`PUBLIC@PEER`).
         let addr = crate::node::addr::MemberAddr::from_membership(&node.addr);
-        PeerClient::new(target, self.channel(target, addr.raft()), self.cluster.clone(), self.faults.clone())
+        // A malformed address (membership is replicated input) makes every
+        // RPC to that peer fail as Unreachable; never a panic.
+        let channel = self.channels.get(addr.raft());
+        if let Err(e) = &channel {
+            tracing::warn!(target, error = %e, "unusable peer address: its RPCs fail as Unreachable");
+        }
+        PeerClient::new(target, channel, self.cluster.clone(), self.faults.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use openraft::{
+        errors::RPCError,
+        network::{RPCOption, RaftNetworkFactory, RaftNetworkV2},
+        raft::VoteRequest,
+        BasicNode,
+    };
+
+    use super::*;
+    use crate::types::Vote;
+
+    #[tokio::test]
+    async fn a_peer_with_an_unusable_address_is_unreachable() {
+        let mut net = Network::default();
+        let mut peer = net.new_client(2, &BasicNode::new("not an address:1")).await;
+        let vote = peer.vote(VoteRequest::new(Vote::new(1, 1), None), RPCOption::new(Duration::from_secs(1))).await;
+        let Err(RPCError::Unreachable(e)) = vote else { panic!("{vote:?}") };
+        assert!(e.to_string().contains("not a usable endpoint"), "{e}");
     }
 }

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use flaredb_proto::raft::raft_client::RaftClient;
+use flaredb_proto::{channel::InvalidAddress, raft::raft_client::RaftClient};
 use openraft::{
     errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable},
     network::{RPCOption, RaftNetworkV2},
@@ -30,16 +30,24 @@ use crate::{
 
 pub struct PeerClient {
     target: NodeId,
-    client: RaftClient<Channel>,
+    /// No client when the peer's address is unusable: each RPC then fails.
+    client: Result<RaftClient<Channel>, InvalidAddress>,
     cluster: ClusterId,
     faults: Option<Arc<Faults>>,
 }
 
 impl PeerClient {
-    pub(super) fn new(target: NodeId, channel: Channel, cluster: ClusterId, faults: Option<Arc<Faults>>) -> Self {
-        let client = RaftClient::new(channel)
-            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES);
+    pub(super) fn new(
+        target: NodeId,
+        channel: Result<Channel, InvalidAddress>,
+        cluster: ClusterId,
+        faults: Option<Arc<Faults>>,
+    ) -> Self {
+        let client = channel.map(|c| {
+            RaftClient::new(c)
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+        });
         Self { target, client, cluster, faults }
     }
 
@@ -50,18 +58,21 @@ impl PeerClient {
         option: RPCOption,
         pre_vote: bool,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.check_link()?;
+        let mut client = self.client()?;
         let req = self.request(rc::vote_req_to_pb(&rpc, pre_vote), option.hard_ttl());
-        let resp = self.client.clone().vote(req).await.map_err(rpc_error)?;
+        let resp = client.vote(req).await.map_err(rpc_error)?;
         rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
-    /// Fails like an unreachable peer when fault injection cuts the link.
-    fn check_link(&self) -> Result<(), RPCError<TypeConfig>> {
-        match &self.faults {
-            Some(f) if f.is_blocked(self.target) => Err(RPCError::Unreachable(Unreachable::new(&LinkCut(self.target)))),
-            _ => Ok(()),
+    /// A client for one RPC; fails like an unreachable peer when the address
+    /// is unusable or fault injection cuts the link.
+    fn client(&self) -> Result<RaftClient<Channel>, RPCError<TypeConfig>> {
+        if let Some(f) = &self.faults {
+            if f.is_blocked(self.target) {
+                return Err(RPCError::Unreachable(Unreachable::new(&LinkCut(self.target))));
+            }
         }
+        self.client.clone().map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
 
     fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {
@@ -98,10 +109,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.check_link()?;
-        let resp = self
-            .client
-            .clone()
+        let mut client = self.client()?;
+        let resp = client
             .append_entries(self.request(rc::append_req_to_pb(&rpc), option.hard_ttl()))
             .await
             .map_err(rpc_error)?;
@@ -136,13 +145,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             RPCError::Timeout(t) => StreamingError::Timeout(t),
             other => StreamingError::Network(NetworkError::new(&other)),
         };
-        self.check_link().map_err(to_streaming)?;
+        let mut client = self.client().map_err(to_streaming)?;
         let chunks = snapshot_stream::chunks(vote, snapshot)
             .await
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         // A snapshot may take long; the per-chunk progress is the real liveness signal.
         let req = self.request(chunks, option.hard_ttl().max(Duration::from_secs(600)));
-        let mut client = self.client.clone();
         let send = async move { client.install_snapshot(req).await };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
@@ -158,10 +166,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.check_link()?;
-        let resp = self
-            .client
-            .clone()
+        let mut client = self.client()?;
+        let resp = client
             .transfer_leader(self.request(rc::transfer_req_to_pb(&req), option.hard_ttl()))
             .await
             .map_err(rpc_error)?;

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use super::FlareNode;
-use crate::{error::NodeError, read, storage::db, types::SnapshotMeta};
+use crate::{error::NodeError, types::SnapshotMeta};
 
 impl FlareNode {
     /// Builds a snapshot now (the log behind it is then purged per policy)
@@ -24,14 +24,7 @@ impl FlareNode {
     /// (applied index, hash of the state machine) from one consistent view:
     /// taken before or after a snapshot install, never during one.
     pub async fn state_hash(&self) -> Result<(u64, u64), NodeError> {
-        let (db, snapshots) = (self.db.clone(), self.snapshots.clone());
-        db::blocking(move || {
-            // `state_hash` takes its own RocksDB view inside; the gate covers it.
-            let _view = snapshots.view();
-            read::state_hash(&db)
-        })
-        .await
-        .map_err(|e| NodeError::Fatal(e.to_string()))
+        self.store.state_hash(&self.snapshots).await.map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
     /// Writes a consistent, checksummed backup of the state machine (never a
@@ -39,11 +32,9 @@ impl FlareNode {
     /// caller streams and then deletes it. A failed export leaves no file, and
     /// one the caller never deletes is removed at the next open.
     pub async fn backup_file(&self) -> Result<(PathBuf, SnapshotMeta), NodeError> {
-        let (db, snapshots) = (self.db.clone(), self.snapshots.clone());
         let path = self.snapshots.temp_path("backup");
-        let p = path.clone();
         let meta =
-            db::blocking(move || snapshots.export(&db, &p)).await.map_err(|e| NodeError::Fatal(e.to_string()))?;
+            self.store.export(&self.snapshots, path.clone()).await.map_err(|e| NodeError::Fatal(e.to_string()))?;
         Ok((path, meta))
     }
 

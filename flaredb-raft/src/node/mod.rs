@@ -9,7 +9,6 @@ use std::{
 };
 
 use openraft::{async_runtime::WatchReceiver, errors::RaftError, BasicNode, ReadPolicy, ServerState};
-use rocksdb::DB;
 
 use self::addr::MemberAddr;
 use crate::{
@@ -17,8 +16,8 @@ use crate::{
     error::{NodeError, OpenError},
     namespace::{Mode, NamespaceInfo, NamespaceRejection},
     network::{ClusterId, Faults, Network},
-    read::{self, PageLimit, ScanPage},
-    storage::{db, snapshot_trigger::SnapshotTrigger, LogStore, SmShared, SnapshotDir, StateMachine},
+    read::{PageLimit, ScanPage},
+    storage::{snapshot_trigger::SnapshotTrigger, SmShared, SnapshotDir, Store},
     types::{NodeId, Raft},
 };
 
@@ -72,7 +71,7 @@ pub struct FlareNode {
     id: NodeId,
     addr: String,
     raft: Raft,
-    db: Arc<DB>,
+    store: Store,
     shared: Arc<SmShared>,
     snapshots: SnapshotDir,
     cluster: ClusterId,
@@ -87,13 +86,13 @@ impl FlareNode {
     /// initial cluster when the data dir is new and this node is its lowest id.
     pub async fn open(cfg: NodeConfig) -> Result<Arc<Self>, OpenError> {
         let mut data_dir = DataDir::open(&cfg.data_dir, cfg.id)?;
-        let db = db::open(&data_dir.db_path())?;
+        let store = Store::open(&data_dir.db_path())?;
         let snapshots = SnapshotDir::new(data_dir.snapshot_dir())?;
         let trigger = SnapshotTrigger {
             logs_since_last: cfg.snapshot_logs_since_last,
             log_bytes_since_last: (cfg.snapshot_log_bytes_since_last > 0).then_some(cfg.snapshot_log_bytes_since_last),
         };
-        let sm = StateMachine::open(db.clone(), snapshots.clone()).await?.with_snapshot_trigger(trigger);
+        let sm = store.state_machine(snapshots.clone()).await?.with_snapshot_trigger(trigger);
         let shared = sm.shared();
         let raft_config = openraft::Config {
             cluster_name: "flaredb".into(),
@@ -117,7 +116,7 @@ impl FlareNode {
         cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
         let faults = cfg.fault_injection.then(|| Arc::new(Faults::default()));
         let network = Network::new(cluster.clone(), faults.clone());
-        let raft = Raft::new(cfg.id, Arc::new(raft_config), network, LogStore::new(db.clone())?, sm)
+        let raft = Raft::new(cfg.id, Arc::new(raft_config), network, store.log_store()?, sm)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         let initialized = raft.is_initialized().await.map_err(|e| OpenError::Raft(e.to_string()))?;
@@ -146,7 +145,18 @@ impl FlareNode {
             }
         }
         let data_dir = Mutex::new(data_dir);
-        Ok(Arc::new(Self { id: cfg.id, addr: cfg.addr, raft, db, shared, snapshots, cluster, data_dir, faults, lease }))
+        Ok(Arc::new(Self {
+            id: cfg.id,
+            addr: cfg.addr,
+            raft,
+            store,
+            shared,
+            snapshots,
+            cluster,
+            data_dir,
+            faults,
+            lease,
+        }))
     }
 
     /// The fault-injection hook, on nodes started for fault tests only.
@@ -214,11 +224,11 @@ impl FlareNode {
 
     /// A strong key's (version, value), from the local state machine.
     pub fn cas_get(&self, ns: &NamespaceInfo, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, NodeError> {
-        read::cas_get(&self.db, ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
+        self.store.cas_get(ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
     pub fn raw_get(&self, ns: &NamespaceInfo, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
-        read::raw_get(&self.db, ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
+        self.store.raw_get(ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
     /// One page of `[start, end)` in `ns` from the local state machine.
@@ -229,10 +239,7 @@ impl FlareNode {
         end: Vec<u8>,
         limit: PageLimit,
     ) -> Result<ScanPage, NodeError> {
-        let (db, id, mode) = (self.db.clone(), ns.id, ns.mode);
-        db::blocking(move || read::scan(&db, mode, id, &start, &end, limit))
-            .await
-            .map_err(|e| NodeError::Fatal(e.to_string()))
+        self.store.scan(ns.mode, ns.id, start, end, limit).await.map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
     pub fn status(&self) -> NodeStatus {

@@ -62,6 +62,23 @@ pub fn sync_opts() -> WriteOptions {
     o
 }
 
+/// A RocksDB failure; wrapped so that RocksDB's error type stays in `storage`.
+#[derive(Debug, thiserror::Error)]
+#[error("rocksdb: {0}")]
+pub struct DbError(#[source] rocksdb::Error);
+
+impl DbError {
+    pub(super) fn kind(&self) -> rocksdb::ErrorKind {
+        self.0.kind()
+    }
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(e: rocksdb::Error) -> Self {
+        StoreError::Rocks(DbError(e))
+    }
+}
+
 /// Runs blocking RocksDB work off the async runtime's worker threads.
 pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
 where

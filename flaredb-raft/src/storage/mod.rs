@@ -19,13 +19,16 @@ mod snapshot_prune;
 pub mod snapshot_recv;
 pub mod snapshot_trigger;
 pub mod state_machine;
+mod store;
 pub(crate) mod temp_file;
 mod wal_flusher;
 
+pub use db::DbError;
 pub use log_store::LogStore;
 pub use snapshot::{SnapshotDir, SnapshotFile};
 pub use snapshot_trigger::SnapshotTrigger;
 pub use state_machine::{SmShared, StateMachine};
+pub use store::Store;
 
 #[cfg(test)]
 mod conformance_test;

@@ -1,0 +1,96 @@
+//! `Store`: the handle to a node's database held outside `storage`. It offers
+//! just the operations the node and restore need, so RocksDB's types never
+//! leave this module.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use rocksdb::DB;
+
+use super::{
+    db,
+    read::{self, PageLimit, ScanPage},
+    LogStore, SnapshotDir, StateMachine,
+};
+use crate::{
+    error::StoreError,
+    keys::NamespaceId,
+    namespace::Mode,
+    types::{SnapshotMeta, Vote},
+};
+
+/// One open database; clones share it.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+impl Store {
+    /// Opens or creates the database, refusing another on-disk format.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self { db: db::open(path)? })
+    }
+
+    pub fn log_store(&self) -> Result<LogStore, StoreError> {
+        LogStore::new(self.db.clone())
+    }
+
+    pub async fn state_machine(&self, snapshots: SnapshotDir) -> Result<StateMachine, StoreError> {
+        StateMachine::open(self.db.clone(), snapshots).await
+    }
+
+    pub fn cas_get(&self, ns: NamespaceId, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        read::cas_get(&self.db, ns, key)
+    }
+
+    pub fn raw_get(&self, ns: NamespaceId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        read::raw_get(&self.db, ns, key)
+    }
+
+    /// One page of `[start, end)` (see `read::scan`), off the async workers.
+    pub async fn scan(
+        &self,
+        mode: Mode,
+        ns: NamespaceId,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: PageLimit,
+    ) -> Result<ScanPage, StoreError> {
+        let db = self.db.clone();
+        db::blocking(move || read::scan(&db, mode, ns, &start, &end, limit)).await
+    }
+
+    /// (applied index, state hash) taken before or after a snapshot install,
+    /// never during one.
+    pub async fn state_hash(&self, snapshots: &SnapshotDir) -> Result<(u64, u64), StoreError> {
+        let (db, snapshots) = (self.db.clone(), snapshots.clone());
+        db::blocking(move || {
+            // `state_hash` takes its own RocksDB view inside; the gate covers it.
+            let _view = snapshots.view();
+            read::state_hash(&db)
+        })
+        .await
+    }
+
+    /// A backup of the state machine at `path` (see `SnapshotDir::export`).
+    pub async fn export(&self, snapshots: &SnapshotDir, path: PathBuf) -> Result<SnapshotMeta, StoreError> {
+        let (db, snapshots) = (self.db.clone(), snapshots.clone());
+        db::blocking(move || snapshots.export(&db, &path)).await
+    }
+
+    /// Installs `snapshot` and makes the log look as if Raft had installed
+    /// it, with `vote` saved: how a restored node starts.
+    pub(crate) fn seed(
+        &self,
+        snapshots: &SnapshotDir,
+        meta: &SnapshotMeta,
+        snapshot: &Path,
+        vote: &Vote,
+    ) -> Result<(), StoreError> {
+        let last = meta.last_log_id.ok_or_else(|| StoreError::corrupt("restored snapshot", "no last log id"))?;
+        snapshots.install(&self.db, meta, snapshot)?;
+        LogStore::seed(&self.db, &last, vote)
+    }
+}
