@@ -88,6 +88,24 @@ where
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Join(e.to_string()))?
 }
 
+/// Writes a small batch from the async task that asks (a hop to the blocking
+/// pool costs more than the write), unless RocksDB would stall it: `write` is
+/// tried with `no_slowdown`, and a refused try (which wrote nothing) runs again
+/// on the blocking pool where it may wait.
+pub async fn write_quick<F>(db: &Arc<DB>, write: F) -> Result<(), StoreError>
+where
+    F: Fn(&DB, &WriteOptions) -> Result<(), StoreError> + Send + 'static,
+{
+    let mut quick = WriteOptions::default();
+    quick.set_no_slowdown(true);
+    match write(db, &quick) {
+        Err(StoreError::Rocks(e)) if e.kind() == rocksdb::ErrorKind::Incomplete => {}
+        done => return done,
+    }
+    let db = db.clone();
+    blocking(move || write(&db, &WriteOptions::default())).await
+}
+
 impl From<StoreError> for std::io::Error {
     fn from(e: StoreError) -> Self {
         std::io::Error::other(e)

@@ -18,7 +18,7 @@ use prost::Message;
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
 use super::{
-    db::{blocking, cf, sync_opts, CF_LOG, CF_RAFT_META},
+    db::{blocking, cf, sync_opts, write_quick, CF_LOG, CF_RAFT_META},
     wal_flusher::WalFlusher,
 };
 use crate::{
@@ -30,6 +30,9 @@ use crate::{
 const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
 const PURGED_KEY: &[u8] = b"last_purged";
+
+/// Log reads of at most this many entries run inline (see `try_get_log_entries`).
+const INLINE_READ_ENTRIES: u64 = 64;
 
 /// Appends below this size are written on the Raft task itself: a small
 /// unsynced RocksDB write costs less than a hop to the blocking pool. It is
@@ -76,13 +79,7 @@ impl LogStore {
     async fn write_entries_off_task(&self, encoded: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
         let bytes: usize = encoded.iter().map(|(_, raw)| raw.len()).sum();
         if bytes < INLINE_APPEND_BYTES {
-            let mut quick = WriteOptions::default();
-            quick.set_no_slowdown(true);
-            match Self::write_entries(&self.db, &encoded, &quick) {
-                // A refused batch wrote nothing: write it again where it may wait.
-                Err(StoreError::Rocks(e)) if e.kind() == rocksdb::ErrorKind::Incomplete => {}
-                done => return done,
-            }
+            return write_quick(&self.db, move |db, opts| Self::write_entries(db, &encoded, opts)).await;
         }
         let db = self.db.clone();
         blocking(move || Self::write_entries(&db, &encoded, &WriteOptions::default())).await
@@ -149,6 +146,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&e) => Some(e),
             Bound::Unbounded => None,
         };
+        // Replication reads at most `max_payload_entries` just-appended
+        // entries (memtable hits) per request: read those on this task, as a
+        // hop to the blocking pool would be most of the cost.
+        if end.is_some_and(|e| e.saturating_sub(start) <= INLINE_READ_ENTRIES) {
+            return Ok(Self::read_range(&self.db, start, end)?);
+        }
         let db = self.db.clone();
         Ok(blocking(move || Self::read_range(&db, start, end)).await?)
     }
@@ -202,14 +205,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        let db = self.db.clone();
-        blocking(move || {
-            let meta = cf(&db, CF_RAFT_META)?;
-            match committed {
-                // Not synced: a lost committed index is only re-learned from the leader.
-                Some(id) => db.put_cf(meta, COMMITTED_KEY, codec::log_id_to_pb(&id).encode_to_vec())?,
-                None => db.delete_cf(meta, COMMITTED_KEY)?,
+        // Between commit and apply on every write: written inline, and not
+        // synced (a lost committed index is only re-learned from the leader).
+        let value = committed.map(|id| codec::log_id_to_pb(&id).encode_to_vec());
+        write_quick(&self.db, move |db, opts| {
+            let mut b = WriteBatch::default();
+            match &value {
+                Some(v) => b.put_cf(cf(db, CF_RAFT_META)?, COMMITTED_KEY, v),
+                None => b.delete_cf(cf(db, CF_RAFT_META)?, COMMITTED_KEY),
             }
+            db.write_opt(b, opts)?;
             Ok(())
         })
         .await?;
