@@ -42,8 +42,9 @@ pub fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
         t.set_pin_l0_filter_and_index_blocks_in_cache(true);
         let mut o = Options::default();
         o.set_block_based_table_factory(&t);
+        // LZ4 at every level: the build links no other codec (a ZSTD
+        // bottommost level would silently be stored uncompressed).
         o.set_compression_type(DBCompressionType::Lz4);
-        o.set_bottommost_compression_type(DBCompressionType::Zstd);
         o.set_level_compaction_dynamic_level_bytes(true);
         o.set_write_buffer_size(write_buffer);
         o
