@@ -61,7 +61,7 @@ impl LocalCluster {
     /// Starts node `id` on its data dir (new or existing).
     pub fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
         let addr = self.addrs[&id].clone();
-        let data = self.dir.path().join(format!("n{id}"));
+        let data = self.data_dir(id);
         let mut cmd = Command::new(&self.bin);
         cmd.args(["--id", &id.to_string(), "--listen", &addr]).arg("--data-dir").arg(&data);
         match self.joined.get(&id) {
@@ -78,6 +78,16 @@ impl LocalCluster {
             .with_context(|| format!("spawn {}", self.bin.display()))?;
         self.children.insert(id, child);
         Ok(())
+    }
+
+    /// Node `id`'s data dir.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("n{id}"))
+    }
+
+    /// Node `id`'s process id, if it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.children.get(&id).map(|c| c.id())
     }
 
     /// Starts a new empty node that waits to be added.

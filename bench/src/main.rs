@@ -2,10 +2,12 @@
 //! raw get and prefix scan at several client concurrencies, against FlareDB
 //! (a cluster it starts, or given endpoints) and optionally etcd.
 
+mod bulk;
 mod cluster;
 mod failover;
 mod load;
 mod recovery;
+mod resources;
 mod rolling;
 mod target;
 mod workload;
@@ -53,9 +55,17 @@ struct Args {
     /// Instead of the workloads, on 3 nodes: `failover` (kill -9 the leader
     /// --failovers times), `steady` (--seconds of write load from the first
     /// --clients writers; terms before and after) or `rolling-restart`
-    /// (SIGTERM and restart each node under that load; longest write stall).
+    /// (SIGTERM and restart each node under that load; longest write stall)
+    /// or `bulk-load` (--keys distinct keys by the first --clients writers into
+    /// 3 nodes, then into --etcd: rate, disk, RSS, restart).
     #[arg(long)]
     scenario: Option<Scenario>,
+    /// Keys for `--scenario bulk-load`.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// etcd members' data dirs, for their disk and RSS in `bulk-load` (with --etcd).
+    #[arg(long, value_delimiter = ',')]
+    etcd_data_dirs: Vec<std::path::PathBuf>,
     /// A TOML file every started node reads (--config), e.g. Raft timeouts.
     #[arg(long)]
     server_config: Option<std::path::PathBuf>,
@@ -66,6 +76,7 @@ enum Scenario {
     Failover,
     Steady,
     RollingRestart,
+    BulkLoad,
 }
 
 #[tokio::main]
@@ -79,6 +90,12 @@ async fn main() -> anyhow::Result<()> {
             return failover::steady(secs, clients, args.value_size, bin, config).await;
         }
         Some(Scenario::RollingRestart) => return rolling::run(clients, args.value_size, bin, config).await,
+        Some(Scenario::BulkLoad) => {
+            let etcd = args.etcd.clone().map(|e| (e, args.etcd_data_dirs.clone()));
+            let (keys, value_size) = (args.keys, args.value_size);
+            let a = bulk::BulkArgs { keys, writers: clients, value_size, server_bin: bin, config, etcd };
+            return bulk::run(a).await;
+        }
         None => {}
     }
     if let Some(keys) = args.recovery_keys {

@@ -6,10 +6,29 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
 
-use crate::cluster::LocalCluster;
+use crate::{bulk, cluster::LocalCluster, target::Target};
+
+/// Kills -9 a follower and starts it again; how long until it serves a local
+/// read of `last` in namespace `ns` and has applied everything the leader had.
+pub async fn restart_follower(c: &mut LocalCluster, ns: &str, last: &str) -> anyhow::Result<Duration> {
+    let leader = c.wait_leader(Duration::from_secs(30)).await?;
+    let follower = (1..=3).find(|id| *id != leader).unwrap_or(1);
+    let target_index = c.client_for(leader)?.status().await?.applied_index;
+    c.kill(follower);
+    let t = Instant::now();
+    c.spawn(follower)?;
+    let local = c.client_for(follower)?.namespace(ns);
+    loop {
+        let served = matches!(local.raw_get(last.to_string()).await, Ok(Some(_)));
+        let applied = c.client_for(follower)?.status().await.map(|s| s.applied_index).unwrap_or(0);
+        if served && applied >= target_index {
+            return Ok(t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 pub async fn run(
     keys: u64,
@@ -18,58 +37,27 @@ pub async fn run(
     server_bin: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let mut c = LocalCluster::start(3, server_bin).await?;
-    let client = flaredb_client::RdbClient::connect(c.endpoints())?.namespace("recovery");
 
-    // Load N keys with 64 concurrent writers.
+    // Load N keys with 64 concurrent writers (raw puts into bench-raw).
     let t = Instant::now();
-    let value = Bytes::from(vec![b'v'; value_size]);
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let (client, value, next) = (client.clone(), value.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= keys {
-                    return anyhow::Ok(());
-                }
-                client.raw_put(format!("key/{i:08}"), value.clone()).await?;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    let target = Arc::new(Target::flaredb(&c.endpoints(), "flaredb")?);
+    bulk::load(target, keys, 64, value_size).await?;
     println!("loaded {keys} keys of {value_size} B in {:.1} s", t.elapsed().as_secs_f64());
     let leader = c.wait_leader(Duration::from_secs(30)).await?;
     for id in 1..=3 {
         c.client_for(id)?.snapshot().await?;
     }
 
-    // 1. Restart a follower holding every key: kill -9, start, time until it serves a local read
-    //    of the last key and has applied everything the leader had.
-    let follower = (1..=3).find(|id| *id != leader).unwrap_or(1);
-    let target_index = c.client_for(leader)?.status().await?.applied_index;
-    c.kill(follower);
-    let t = Instant::now();
-    c.spawn(follower)?;
-    let local = c.client_for(follower)?.namespace("recovery");
+    // 1. Restart a follower holding every key.
     let last = format!("key/{:08}", keys - 1);
-    loop {
-        let served = matches!(local.raw_get(last.clone()).await, Ok(Some(_)));
-        let applied = c.client_for(follower)?.status().await.map(|s| s.applied_index).unwrap_or(0);
-        if served && applied >= target_index {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    println!("restart of a node with {keys} keys until it serves: {:.2} s", t.elapsed().as_secs_f64());
+    let restart = restart_follower(&mut c, "bench-raw", &last).await?;
+    println!("restart of a node with {keys} keys until it serves: {:.2} s", restart.as_secs_f64());
 
     // 2. A new learner catches up by snapshot (the log behind the snapshots is purged).
     let addr = c.spawn_joining(4)?;
     let t = Instant::now();
     c.client_for(leader)?.add_learner(4, &addr, true).await?;
-    let learner = c.client_for(4)?.namespace("recovery");
+    let learner = c.client_for(4)?.namespace("bench-raw");
     loop {
         if matches!(learner.raw_get(last.clone()).await, Ok(Some(_))) {
             break;

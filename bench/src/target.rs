@@ -62,6 +62,17 @@ impl Target {
         Ok(())
     }
 
+    /// A plain write of one key: FlareDB raw put / etcd put.
+    pub async fn put(&self, key: String, value: Bytes) -> anyhow::Result<()> {
+        match self {
+            Target::Flare { raw, .. } => raw.raw_put(key, value).await?,
+            Target::Etcd { client } => {
+                client.kv_client().put(key, value.to_vec(), None).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// One operation of workload `w`; `n` makes keys distinct.
     pub async fn op(&self, w: Workload, worker: usize, n: u64, value: &Bytes) -> anyhow::Result<()> {
         let key = format!("w/{worker}/{n}");
