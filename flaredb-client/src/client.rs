@@ -58,7 +58,7 @@ pub use pb::NamespaceMode;
 #[derive(Clone)]
 pub struct RdbClient {
     pub(crate) conn: Arc<Conn>,
-    namespace: String,
+    pub(crate) namespace: String,
 }
 
 impl RdbClient {

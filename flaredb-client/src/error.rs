@@ -16,15 +16,15 @@ pub enum ClientError {
     #[error("resource exhausted: {0}")]
     ResourceExhausted(String),
     /// No node could serve the request before the retry budget ran out. For a
-    /// compare-and-swap or compare-and-delete this means every server that
-    /// answered said it did not apply the request.
+    /// compare-and-swap, compare-and-delete or writing transaction this means
+    /// every server that answered said it did not apply the request.
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// A compare-and-swap or compare-and-delete may or may not have been
-    /// applied (the connection or the deadline failed after it was sent, a
-    /// server failed after proposing it, or a connection failed and no server
-    /// confirmed it was not applied). It was not retried once it may have
-    /// been sent: read the key to learn the outcome.
+    /// A compare-and-swap, compare-and-delete or writing transaction may or
+    /// may not have been applied (the connection or the deadline failed after
+    /// it was sent, a server failed after proposing it, or a connection failed
+    /// and no server confirmed it was not applied). It was not retried once it
+    /// may have been sent: read the keys to learn the outcome.
     #[error("outcome unknown: {0}")]
     Indeterminate(String),
     #[error("invalid endpoint {0:?}")]

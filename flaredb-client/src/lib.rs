@@ -21,16 +21,22 @@
 //!
 //! Calls go to the cached leader (learned from the `x-flaredb-leader` hint)
 //! and are retried with jittered backoff on UNAVAILABLE and leader changes,
-//! within [`ClientConfig::retry_budget`]. A compare-and-swap or
-//! compare-and-delete is retried only when the server says it was not
-//! applied; otherwise the call fails with [`ClientError::Indeterminate`].
+//! within [`ClientConfig::retry_budget`]. A compare-and-swap,
+//! compare-and-delete or writing transaction is retried only when the server
+//! says it was not applied; otherwise the call fails with
+//! [`ClientError::Indeterminate`].
+//!
+//! Multi-key transactions ([`RdbClient::txn`]): compares, then one branch of
+//! ops, applied atomically; see [`Txn`] for an example.
 
 mod admin;
 mod client;
 mod conn;
 mod error;
 pub mod prefix;
+mod txn;
 
 pub use client::{CasOutcome, DeleteOutcome, NamespaceMode, Page, RdbClient, Versioned, VersionedKv};
 pub use conn::ClientConfig;
 pub use error::ClientError;
+pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResult, TxnResult};

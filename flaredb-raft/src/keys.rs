@@ -31,6 +31,21 @@ pub fn range_end(ns: NamespaceId, end: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The encoded exclusive upper bound of the keys in `ns` that start with
+/// `prefix`: the prefix's successor (trailing 0xFF bytes dropped, the last
+/// byte before them incremented), or the end of the namespace when there is
+/// none (an empty or all-0xFF prefix). `None` as for [`range_end`].
+pub fn prefix_end(ns: NamespaceId, prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut succ = prefix.to_vec();
+    while let Some(last) = succ.pop() {
+        if last < 0xFF {
+            succ.push(last + 1);
+            return Some(encode(ns, &succ));
+        }
+    }
+    range_end(ns, b"")
+}
+
 pub fn encode_versioned(version: u64, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + value.len());
     out.extend_from_slice(&version.to_be_bytes());
@@ -63,6 +78,16 @@ mod tests {
         assert!(encode(2, b"") >= end);
         assert_eq!(range_end(u32::MAX, b""), None);
         assert_eq!(range_end(3, b"m"), Some(encode(3, b"m")));
+    }
+
+    #[test]
+    fn prefix_end_bounds_exactly_the_prefixed_keys() {
+        let end = prefix_end(3, b"a/").unwrap();
+        assert!(encode(3, b"a/\xff\xff") < end && encode(3, b"a0") >= end);
+        assert_eq!(prefix_end(3, b"a\xff\xff"), Some(encode(3, b"b")));
+        assert_eq!(prefix_end(3, b"\xff"), range_end(3, b""));
+        assert_eq!(prefix_end(3, b""), range_end(3, b""));
+        assert_eq!(prefix_end(u32::MAX, b"\xff"), None);
     }
 
     #[test]

@@ -19,4 +19,4 @@ pub mod types;
 
 pub use error::{NodeError, OpenError, StoreError};
 pub use storage::read;
-pub use types::{FlareRequest, FlareResponse, TypeConfig};
+pub use types::{FlareRequest, FlareResponse, TxnOpResult, TypeConfig};

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use flaredb_proto::raft as pb;
 
 use crate::namespace::{NamespaceInfo, NamespaceRejection};
@@ -21,6 +23,15 @@ impl fmt::Display for FlareRequest {
             Some(Cmd::RawDelete(c)) => write!(f, "raw_delete(key_len={})", c.key.len()),
             Some(Cmd::CreateNamespace(c)) => write!(f, "create_namespace({})", c.name),
             Some(Cmd::RetireNode(r)) => write!(f, "retire_node({})", r.node_id),
+            Some(Cmd::Txn(t)) => {
+                write!(
+                    f,
+                    "txn(compares={}, success={}, failure={})",
+                    t.compares.len(),
+                    t.success.len(),
+                    t.failure.len()
+                )
+            }
             None => write!(f, "empty"),
         }
     }
@@ -49,7 +60,27 @@ pub enum FlareResponse {
         info: NamespaceInfo,
         created: bool,
     },
+    /// A transaction: which branch ran, and one result per op of it.
+    /// The revision (the entry's index) is the version of every key it put.
+    Txn {
+        succeeded: bool,
+        revision: u64,
+        results: Vec<TxnOpResult>,
+    },
     Rejected(NamespaceRejection),
+}
+
+/// The result of one transaction op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOpResult {
+    /// The key's new version.
+    Put { version: u64 },
+    /// How many keys a delete or delete-prefix removed.
+    Delete { deleted: u64 },
+    /// The key read, with (version, value) when present.
+    Get { key: Bytes, found: Option<(u64, Bytes)> },
+    /// An op with nothing set (refused at the edge): changed nothing.
+    Empty,
 }
 
 openraft::declare_raft_types!(

@@ -10,3 +10,4 @@ pub mod service;
 pub mod size_limit;
 pub mod status;
 pub mod validate;
+pub mod validate_txn;

@@ -1,12 +1,14 @@
 //! One KV conformance suite, many deployments (databend-meta's kvapi habit):
 //! the same CAS, scan, raw and namespace cases run through the real client on
 //! one node and on three (where writes and reads go to different followers,
-//! so forwarding is exercised too). New primitives (Txn, Watch) add their
-//! cases here.
+//! so forwarding is exercised too). New primitives add their cases here
+//! (Txn has; Watch will).
 
 use std::time::Duration;
 
-use flaredb_client::{ClientError, NamespaceMode, RdbClient};
+use flaredb_client::{
+    ClientError, Compare, CompareOp, NamespaceMode, RdbClient, TxnOp, TxnOpResult, Versioned, VersionedKv,
+};
 
 use crate::{wait_until, Cluster};
 
@@ -44,6 +46,8 @@ pub async fn run_all(t: &Target) {
     raw_keys_round_trip(t).await;
     namespaces_keep_their_mode(t).await;
     only_a_successful_write_creates_a_namespace(t).await;
+    txn_compares_choose_the_branch(t).await;
+    txn_value_compares_and_delete_prefix(t).await;
 }
 
 async fn cas_versions_follow_the_log(t: &Target) {
@@ -132,6 +136,8 @@ async fn namespaces_keep_their_mode(t: &Target) {
     w.namespace("suite-st").cas_put("k", "v", 0).await.unwrap();
     let e = w.namespace("suite-ev").cas_put("k2", "v", 0).await.unwrap_err();
     assert!(matches!(&e, ClientError::FailedPrecondition(m) if m.contains("EVENTUAL")), "{e}");
+    let e = w.namespace("suite-ev").txn().and_then([TxnOp::get("k")]).commit().await.unwrap_err();
+    assert!(matches!(&e, ClientError::FailedPrecondition(m) if m.contains("EVENTUAL")), "{e}");
     let e = r.namespace("suite-st").raw_get("k").await.unwrap_err();
     assert!(matches!(&e, ClientError::FailedPrecondition(m) if m.contains("STRONG")), "{e}");
 
@@ -155,6 +161,10 @@ async fn only_a_successful_write_creates_a_namespace(t: &Target) {
     assert_eq!((failed.success, failed.current_version), (false, 0));
     assert!(!w.namespace("suite-ghost-del").cas_delete("k", 3).await.unwrap().success);
     assert!(!w.namespace("suite-ghost-raw").raw_delete("k").await.unwrap());
+    let failed = w.namespace("suite-ghost-txn").txn().when([Compare::version("k", CompareOp::Equal, 7)]);
+    assert!(!failed.and_then([TxnOp::put("k", "v")]).commit().await.unwrap().succeeded);
+    let read_only = w.namespace("suite-ghost-txn-read").txn().and_then([TxnOp::get("k"), TxnOp::delete("k")]);
+    assert_eq!(read_only.commit().await.unwrap().results, [TxnOpResult::Get(None), TxnOpResult::Delete { deleted: 0 }]);
     // A later write that does create one: once the reader lists it, it has
     // applied the failed ones too, and they created nothing.
     w.namespace("suite-real").cas_put("k", "v", 0).await.unwrap();
@@ -164,4 +174,87 @@ async fn only_a_successful_write_creates_a_namespace(t: &Target) {
     })
     .await;
     assert!(!names.iter().any(|n| n.starts_with("suite-ghost")), "a failed write created a namespace: {names:?}");
+}
+
+fn kv(key: &str, value: &str, version: u64) -> TxnOpResult {
+    TxnOpResult::Get(Some(VersionedKv { key: key.to_owned().into(), value: value.to_owned().into(), version }))
+}
+
+async fn txn_compares_choose_the_branch(t: &Target) {
+    let (w, r) = t.ns("suite-txn");
+    let create = || {
+        w.txn()
+            .when([Compare::version("a", CompareOp::Equal, 0)])
+            .and_then([TxnOp::put("a", "1"), TxnOp::put("b", "2"), TxnOp::get("a")])
+            .or_else([TxnOp::get("a")])
+    };
+    let made = create().commit().await.unwrap();
+    let rev = made.revision;
+    assert!(made.succeeded && rev > 0, "{made:?}");
+    assert_eq!(made.results, [TxnOpResult::Put { version: rev }, TxnOpResult::Put { version: rev }, kv("a", "1", rev)]);
+    // Both keys at once, at the revision, on the other node.
+    assert_eq!(r.cas_get("a").await.unwrap(), Some(Versioned { value: "1".into(), version: rev }));
+    assert_eq!(r.cas_get("b").await.unwrap(), Some(Versioned { value: "2".into(), version: rev }));
+
+    let again = create().commit().await.unwrap();
+    assert!(!again.succeeded && again.revision > rev, "{again:?}");
+    assert_eq!(again.results, [kv("a", "1", rev)], "the failure branch ran");
+    // From the reader's node too: every compare must hold, and an empty
+    // failure branch answers no results.
+    let half = r
+        .txn()
+        .when([Compare::version("a", CompareOp::Equal, rev), Compare::version("b", CompareOp::Less, rev)])
+        .and_then([TxnOp::put("b", "never")])
+        .commit()
+        .await
+        .unwrap();
+    assert!(!half.succeeded && half.results.is_empty(), "{half:?}");
+    assert_eq!(r.cas_get("b").await.unwrap().map(|v| v.version), Some(rev));
+}
+
+async fn txn_value_compares_and_delete_prefix(t: &Target) {
+    let (w, r) = t.ns("suite-txn-value");
+    for k in ["p/1", "p/2", "p0", "q"] {
+        assert!(w.cas_put(k, "v", 0).await.unwrap().success);
+    }
+    let q = r.cas_get("q").await.unwrap().expect("written");
+    let done = w
+        .txn()
+        .when([
+            Compare::value("q", CompareOp::Equal, "v"),
+            Compare::value("q", CompareOp::Greater, "u"),
+            Compare::value("absent", CompareOp::NotEqual, "v"),
+            Compare::version("q", CompareOp::NotEqual, 0),
+        ])
+        .and_then([
+            TxnOp::delete_prefix("p/"),
+            TxnOp::get("p/1"),
+            TxnOp::delete("q"),
+            TxnOp::get("q"),
+            TxnOp::put("q2", "moved"),
+        ])
+        .commit()
+        .await
+        .unwrap();
+    let rev = done.revision;
+    assert!(done.succeeded, "{done:?}");
+    assert_eq!(
+        done.results,
+        [
+            TxnOpResult::Delete { deleted: 2 },
+            TxnOpResult::Get(None),
+            TxnOpResult::Delete { deleted: 1 },
+            TxnOpResult::Get(None),
+            TxnOpResult::Put { version: rev },
+        ]
+    );
+    let left: Vec<_> = r.scan_prefix("").await.unwrap().into_iter().map(|e| (e.key, e.version)).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(left[0].0, "p0");
+    assert_eq!((&left[1].0[..], left[1].1), (&b"q2"[..], rev));
+    assert!(rev > q.version);
+    // An absent key's value is neither equal to nor ordered against anything.
+    for op in [CompareOp::Equal, CompareOp::Greater, CompareOp::Less] {
+        assert!(!r.txn().when([Compare::value("q", op, "")]).commit().await.unwrap().succeeded, "{op:?}");
+    }
 }

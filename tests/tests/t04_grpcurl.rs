@@ -1,30 +1,13 @@
 //! The admin path as operators use it: the real grpcurl binary, with no
 //! .proto file at hand (server reflection), against a real node.
 
-use flaredb_tests::{grpcurl_run, Cluster};
+use flaredb_tests::{b64, grpcurl_run, Cluster};
 
 /// Runs `grpcurl -plaintext [-d DATA] ADDR ARGS...` and returns stdout,
 /// failing the test on a non-zero exit.
 fn call(addr: &str, data: Option<&str>, args: &[&str]) -> String {
     let (ok, out, err) = grpcurl_run(addr, data, args);
     assert!(ok, "grpcurl {args:?}: {err}");
-    out
-}
-
-fn b64(s: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in s.as_bytes().chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
     out
 }
 

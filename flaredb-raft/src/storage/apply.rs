@@ -3,11 +3,16 @@
 //!
 //! Later entries of a batch must see earlier ones before the batch is written,
 //! so strong-key writes are staged in an overlay consulted before RocksDB.
+//! Transactions are applied in `apply_txn.rs` over the same overlay.
 
-use std::collections::HashMap;
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    ops::Bound,
+};
 
+use bytes::Bytes;
 use flaredb_proto::raft as pb;
-use rocksdb::{WriteBatch, DB};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{cf, CF_CAS, CF_RAW};
 use super::sm_meta;
@@ -23,8 +28,10 @@ pub struct ApplyBatch<'a> {
     db: &'a DB,
     pub batch: WriteBatch,
     pub registry: Registry,
-    /// Encoded cas key → staged version (None = deleted in this batch).
-    cas_overlay: HashMap<Vec<u8>, Option<u64>>,
+    /// Encoded cas key → staged (version, value) (None = deleted in this
+    /// batch). Ordered, so a delete-prefix finds the staged keys of its range;
+    /// values are kept because a transaction's gets read them.
+    cas_overlay: BTreeMap<Vec<u8>, Option<(u64, Bytes)>>,
     /// Encoded raw key → staged presence.
     raw_overlay: HashMap<Vec<u8>, bool>,
     /// Node ids retired by this batch.
@@ -37,20 +44,65 @@ impl<'a> ApplyBatch<'a> {
             db,
             batch: WriteBatch::default(),
             registry,
-            cas_overlay: HashMap::new(),
+            cas_overlay: BTreeMap::new(),
             raw_overlay: HashMap::new(),
             retired: Vec::new(),
         }
     }
 
-    fn cas_version(&self, key: &[u8]) -> Result<u64, StoreError> {
+    /// The version of an encoded cas key as of this point of the batch (0 = absent).
+    pub(super) fn cas_version(&self, key: &[u8]) -> Result<u64, StoreError> {
         if let Some(staged) = self.cas_overlay.get(key) {
-            return Ok(staged.unwrap_or(0));
+            return Ok(staged.as_ref().map_or(0, |(v, _)| *v));
         }
         match self.db.get_pinned_cf(cf(self.db, CF_CAS)?, key)? {
             Some(raw) => Ok(keys::decode_versioned(&raw).ok_or_else(|| StoreError::corrupt("cas record", "short"))?.0),
             None => Ok(0),
         }
+    }
+
+    /// The (version, value) of an encoded cas key as of this point of the batch.
+    pub(super) fn cas_record(&self, key: &[u8]) -> Result<Option<(u64, Bytes)>, StoreError> {
+        if let Some(staged) = self.cas_overlay.get(key) {
+            return Ok(staged.clone());
+        }
+        let Some(raw) = self.db.get_pinned_cf(cf(self.db, CF_CAS)?, key)? else { return Ok(None) };
+        let (version, value) =
+            keys::decode_versioned(&raw).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
+        Ok(Some((version, Bytes::copy_from_slice(value))))
+    }
+
+    /// The encoded cas keys present in `[start, end)` (`None` = unbounded) as
+    /// of this point of the batch, in key order.
+    pub(super) fn cas_keys_in(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut opts = ReadOptions::default();
+        if let Some(end) = end {
+            opts.set_iterate_upper_bound(end.to_vec());
+        }
+        let mut live = BTreeSet::new();
+        for item in self.db.iterator_cf_opt(cf(self.db, CF_CAS)?, opts, IteratorMode::From(start, Direction::Forward)) {
+            let (k, _) = item?;
+            // A staged key is decided by the overlay below.
+            if !self.cas_overlay.contains_key(k.as_ref()) {
+                live.insert(k.to_vec());
+            }
+        }
+        let range = (Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded));
+        live.extend(self.cas_overlay.range::<[u8], _>(range).filter(|(_, s)| s.is_some()).map(|(k, _)| k.clone()));
+        Ok(live.into_iter().collect())
+    }
+
+    /// Stages a put of an encoded cas key; the version is the log index.
+    pub(super) fn stage_cas_put(&mut self, key: Vec<u8>, index: u64, value: &Bytes) -> Result<(), StoreError> {
+        self.batch.put_cf(cf(self.db, CF_CAS)?, &key, keys::encode_versioned(index, value));
+        self.cas_overlay.insert(key, Some((index, value.clone())));
+        Ok(())
+    }
+
+    pub(super) fn stage_cas_delete(&mut self, key: Vec<u8>) -> Result<(), StoreError> {
+        self.batch.delete_cf(cf(self.db, CF_CAS)?, &key);
+        self.cas_overlay.insert(key, None);
+        Ok(())
     }
 
     fn raw_exists(&self, key: &[u8]) -> Result<bool, StoreError> {
@@ -62,7 +114,11 @@ impl<'a> ApplyBatch<'a> {
 
     /// The target namespace of a data command, without creating it.
     /// `Ok(None)`: it does not exist but the command may create it by writing.
-    fn lookup(&self, target: &Option<pb::Target>, mode: Mode) -> Result<Option<NamespaceInfo>, FlareResponse> {
+    pub(super) fn lookup(
+        &self,
+        target: &Option<pb::Target>,
+        mode: Mode,
+    ) -> Result<Option<NamespaceInfo>, FlareResponse> {
         let (name, auto) = target_of(target);
         self.registry.lookup(name, mode, auto).map_err(FlareResponse::Rejected)
     }
@@ -70,7 +126,7 @@ impl<'a> ApplyBatch<'a> {
     /// The namespace a write that will succeed goes to: `found`, or created
     /// now. Only a successful write creates a namespace; a failed compare or a
     /// delete of nothing leaves the registry as it was.
-    fn for_write(
+    pub(super) fn for_write(
         &mut self,
         found: Option<NamespaceInfo>,
         target: &Option<pb::Target>,
@@ -103,10 +159,8 @@ impl<'a> ApplyBatch<'a> {
                     return Ok(FlareResponse::Cas { success: false, current_version: current, new_version: 0 });
                 }
                 let ns = self.for_write(found, &c.target, Mode::Strong)?;
-                let key = keys::encode(ns.id, &c.key);
                 // The version is the log index: unique and increasing, never reused.
-                self.batch.put_cf(cf(self.db, CF_CAS)?, &key, keys::encode_versioned(index, &c.value));
-                self.cas_overlay.insert(key, Some(index));
+                self.stage_cas_put(keys::encode(ns.id, &c.key), index, &c.value)?;
                 Ok(FlareResponse::Cas { success: true, current_version: current, new_version: index })
             }
             Cmd::CasDelete(c) => {
@@ -121,8 +175,7 @@ impl<'a> ApplyBatch<'a> {
                 if current == 0 || current != c.expected_version {
                     return Ok(FlareResponse::CasDelete { success: false, current_version: current });
                 }
-                self.batch.delete_cf(cf(self.db, CF_CAS)?, &key);
-                self.cas_overlay.insert(key, None);
+                self.stage_cas_delete(key)?;
                 Ok(FlareResponse::CasDelete { success: true, current_version: current })
             }
             Cmd::RawPut(c) => {
@@ -150,6 +203,7 @@ impl<'a> ApplyBatch<'a> {
                 }
                 Ok(FlareResponse::RawDelete { existed })
             }
+            Cmd::Txn(t) => self.txn(index, t),
             Cmd::RetireNode(r) => {
                 sm_meta::put_retired(self.db, &mut self.batch, r.node_id)?;
                 self.retired.push(r.node_id);

@@ -2,6 +2,7 @@
 //! snapshots, on one DB instance with column families.
 
 pub mod apply;
+mod apply_txn;
 pub mod db;
 mod db_options;
 pub mod fail_point;
@@ -29,6 +30,9 @@ pub use snapshot::{SnapshotDir, SnapshotFile};
 pub use snapshot_trigger::SnapshotTrigger;
 pub use state_machine::{SmShared, StateMachine};
 pub use store::Store;
+
+#[cfg(test)]
+mod apply_txn_test;
 
 #[cfg(test)]
 mod conformance_test;

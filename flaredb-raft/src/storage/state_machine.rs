@@ -69,6 +69,15 @@ fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig
     Ok((ab.registry, ab.retired, answers))
 }
 
+/// Whether applying the entry iterates a key range (a transaction's
+/// delete-prefix), whose cost its size does not tell: never inline.
+fn scans((entry, _): &EntryResponder<TypeConfig>) -> bool {
+    use flaredb_proto::raft::{command::Cmd, txn_op::Op};
+    let EntryPayload::Normal(req) = &entry.payload else { return false };
+    let Some(Cmd::Txn(t)) = &req.0.cmd else { return false };
+    t.success.iter().chain(&t.failure).any(|op| matches!(op.op, Some(Op::DeletePrefix(_))))
+}
+
 /// State the services read without going through Raft.
 #[derive(Debug)]
 pub struct SmShared {
@@ -169,7 +178,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
             .sum();
         self.applied_bytes.add(payload);
-        let (registry, retired, answers) = if batch.len() <= INLINE_APPLY_ENTRIES && payload <= INLINE_APPLY_BYTES {
+        let inline = batch.len() <= INLINE_APPLY_ENTRIES && payload <= INLINE_APPLY_BYTES && !batch.iter().any(scans);
+        let (registry, retired, answers) = if inline {
             apply_batch(&self.db, registry, batch)?
         } else {
             let db = self.db.clone();

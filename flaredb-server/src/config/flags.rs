@@ -89,6 +89,8 @@ pub(super) struct FileConfig {
     pub max_message_bytes: Option<usize>,
     pub max_scan_limit: Option<u32>,
     pub max_scan_bytes: Option<usize>,
+    pub max_txn_ops: Option<usize>,
+    pub max_txn_bytes: Option<usize>,
     pub heartbeat_ms: Option<u64>,
     pub election_timeout_ms: Option<u64>,
     pub snapshot_logs_since_last: Option<u64>,

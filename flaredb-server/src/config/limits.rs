@@ -15,6 +15,11 @@ pub struct Limits {
     /// A scan page ends once it holds about this many bytes (always at least
     /// one entry), so a page of large values stays under the message limit.
     pub max_scan_bytes: usize,
+    /// A transaction holds at most this many compares plus ops of its
+    /// larger branch.
+    pub max_txn_ops: usize,
+    /// A transaction request encodes to at most this many bytes.
+    pub max_txn_bytes: usize,
 }
 
 impl Default for Limits {
@@ -26,6 +31,8 @@ impl Default for Limits {
             default_scan_limit: 1000,
             max_scan_limit: 10_000,
             max_scan_bytes: 1024 * 1024,
+            max_txn_ops: 128,
+            max_txn_bytes: 1024 * 1024,
         }
     }
 }
@@ -40,6 +47,8 @@ impl Limits {
             default_scan_limit: d.default_scan_limit,
             max_scan_limit: file.max_scan_limit.unwrap_or(d.max_scan_limit).max(1),
             max_scan_bytes: file.max_scan_bytes.unwrap_or(d.max_scan_bytes).max(1),
+            max_txn_ops: file.max_txn_ops.unwrap_or(d.max_txn_ops),
+            max_txn_bytes: file.max_txn_bytes.unwrap_or(d.max_txn_bytes),
         };
         // A full page is the budget plus the response's own framing and
         // next_key; it must fit the message limit or a scan could never answer.

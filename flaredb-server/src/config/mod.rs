@@ -155,18 +155,24 @@ mod tests {
         assert_eq!(c.initial_cluster, BTreeMap::from([(1, "127.0.0.1:2479".to_string())]));
         assert!(c.auto_create_namespaces);
         assert_eq!(c.limits.max_scan_bytes, 1 << 20);
+        assert_eq!((c.limits.max_txn_ops, c.limits.max_txn_bytes), (128, 1 << 20));
     }
 
     #[test]
     fn file_settings_apply_and_flags_win() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "id = 2\nlisten = \"127.0.0.1:3000\"\nmax_value_bytes = 10\nmax_scan_bytes = 4096\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "id = 2\nlisten = \"127.0.0.1:3000\"\nmax_value_bytes = 10\nmax_scan_bytes = 4096\n\
+             max_txn_ops = 8\nmax_txn_bytes = 2048\n",
+        )
+        .unwrap();
         let flags = Flags { config: Some(path.clone()), id: Some(3), ..Default::default() };
         let c = Config::from_flags(flags).unwrap();
         assert_eq!((c.id, c.listen.port(), c.limits.max_value_bytes), (3, 3000, 10));
         assert_eq!(c.limits.max_scan_bytes, 4096);
+        assert_eq!((c.limits.max_txn_ops, c.limits.max_txn_bytes), (8, 2048));
         std::fs::write(&path, "bogus = 1\n").unwrap();
         let flags = Flags { config: Some(path), ..Default::default() };
         assert!(matches!(Config::from_flags(flags), Err(ConfigError::Parse { .. })));

@@ -9,8 +9,11 @@ use flaredb_proto::{
 use flaredb_raft::{namespace::Mode, FlareResponse};
 use tonic::{Request, Response, Status};
 
-use super::ctx::{fatal, unexpected, Ctx};
-use crate::validate;
+use super::{
+    ctx::{fatal, unexpected, Ctx},
+    txn,
+};
+use crate::{validate, validate_txn};
 
 pub struct KvCasService {
     pub ctx: Arc<Ctx>,
@@ -114,6 +117,24 @@ impl KvCas for KvCasService {
         match ctx.propose(cmd).await? {
             FlareResponse::CasDelete { success, current_version } => {
                 Ok(Response::new(CasDeleteResponse { success, current_version }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let ctx = &self.ctx;
+        validate_txn::txn(&ctx.limits, req.get_ref())?;
+        ctx.precheck(&req.get_ref().namespace, Mode::Strong)?;
+        let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).txn(q).await }).await {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
+        let r = req.into_inner();
+        let cmd = txn::command(ctx.target(&r.namespace), r);
+        match ctx.propose(cmd).await? {
+            FlareResponse::Txn { succeeded, revision, results } => {
+                Ok(Response::new(txn::response(succeeded, revision, results, ctx.limits.max_message_bytes)?))
             }
             other => Err(unexpected(other)),
         }

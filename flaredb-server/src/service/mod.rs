@@ -6,3 +6,4 @@ pub mod faults;
 pub mod kv_cas;
 pub mod kv_raw;
 pub mod raft;
+pub mod txn;

@@ -1,0 +1,135 @@
+//! Applying a transaction (KvCas/Txn): the compares are evaluated on the
+//! state as of this entry, then one branch's ops run in order over the same
+//! batch overlay, so a get sees the writes of earlier ops.
+//!
+//! Total over any input, because an entry is applied as it is in the log
+//! whatever node proposed it: an unknown compare target or operator does
+//! not hold, an op with nothing set does nothing. Every replica computes the
+//! same answer from the same entry.
+
+use std::cmp::Ordering;
+
+use flaredb_proto::raft::{self as pb, txn_op::Op, TxnCompareOp, TxnCompareTarget};
+
+use super::apply::ApplyBatch;
+use crate::{
+    error::StoreError,
+    keys,
+    namespace::{Mode, NamespaceInfo},
+    types::{FlareResponse, TxnOpResult},
+};
+
+impl ApplyBatch<'_> {
+    /// Applies transaction `t` written at log `index` (its revision).
+    pub(super) fn txn(&mut self, index: u64, t: &pb::Txn) -> Result<FlareResponse, StoreError> {
+        let mut ns = match self.lookup(&t.target, Mode::Strong) {
+            Ok(found) => found,
+            Err(resp) => return Ok(resp),
+        };
+        // Compares have no side effects, so stopping at the first that fails
+        // answers the same as evaluating them all.
+        let mut succeeded = true;
+        for c in &t.compares {
+            if !self.holds(ns.as_ref(), c)? {
+                succeeded = false;
+                break;
+            }
+        }
+        let ops = if succeeded { &t.success } else { &t.failure };
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            results.push(self.txn_op(index, &mut ns, &t.target, op)?);
+        }
+        Ok(FlareResponse::Txn { succeeded, revision: index, results })
+    }
+
+    /// Whether compare `c` holds. In an absent namespace every key is absent.
+    fn holds(&self, ns: Option<&NamespaceInfo>, c: &pb::TxnCompare) -> Result<bool, StoreError> {
+        let (Ok(target), Ok(op)) = (TxnCompareTarget::try_from(c.target), TxnCompareOp::try_from(c.op)) else {
+            return Ok(false);
+        };
+        let key = ns.map(|ns| keys::encode(ns.id, &c.key));
+        Ok(match target {
+            TxnCompareTarget::Version => {
+                let current = match &key {
+                    Some(k) => self.cas_version(k)?,
+                    None => 0,
+                };
+                test(op, current.cmp(&c.version))
+            }
+            TxnCompareTarget::Value => {
+                let current = match &key {
+                    Some(k) => self.cas_record(k)?,
+                    None => None,
+                };
+                match current {
+                    Some((_, value)) => test(op, value.as_ref().cmp(c.value.as_ref())),
+                    // An absent key has no value: it differs from every value, and is neither above nor below one.
+                    None => op == TxnCompareOp::NotEqual,
+                }
+            }
+        })
+    }
+
+    /// Runs one op. `ns` is `None` while the namespace does not exist: the
+    /// first put creates it, so a branch that only reads or deletes (nothing,
+    /// there) leaves no namespace behind.
+    fn txn_op(
+        &mut self,
+        index: u64,
+        ns: &mut Option<NamespaceInfo>,
+        target: &Option<pb::Target>,
+        op: &pb::TxnOp,
+    ) -> Result<TxnOpResult, StoreError> {
+        let Some(op) = &op.op else { return Ok(TxnOpResult::Empty) };
+        let ns_id = ns.as_ref().map(|info| info.id);
+        Ok(match op {
+            Op::Put(p) => {
+                let id = match ns_id {
+                    Some(id) => id,
+                    None => ns.insert(self.for_write(None, target, Mode::Strong)?).id,
+                };
+                self.stage_cas_put(keys::encode(id, &p.key), index, &p.value)?;
+                TxnOpResult::Put { version: index }
+            }
+            Op::Get(key) => {
+                let found = match ns_id {
+                    Some(id) => self.cas_record(&keys::encode(id, key))?,
+                    None => None,
+                };
+                TxnOpResult::Get { key: key.clone(), found }
+            }
+            Op::Delete(key) => {
+                let k = ns_id.map(|id| keys::encode(id, key));
+                match k {
+                    Some(k) if self.cas_version(&k)? != 0 => {
+                        self.stage_cas_delete(k)?;
+                        TxnOpResult::Delete { deleted: 1 }
+                    }
+                    _ => TxnOpResult::Delete { deleted: 0 },
+                }
+            }
+            Op::DeletePrefix(prefix) => {
+                let doomed = match ns_id {
+                    Some(id) => self.cas_keys_in(&keys::encode(id, prefix), keys::prefix_end(id, prefix).as_deref())?,
+                    None => Vec::new(),
+                };
+                let deleted = doomed.len() as u64;
+                for k in doomed {
+                    self.stage_cas_delete(k)?;
+                }
+                TxnOpResult::Delete { deleted }
+            }
+        })
+    }
+}
+
+/// `current.cmp(given)` against the operator.
+fn test(op: TxnCompareOp, ord: Ordering) -> bool {
+    match op {
+        TxnCompareOp::Equal => ord.is_eq(),
+        TxnCompareOp::NotEqual => ord.is_ne(),
+        TxnCompareOp::Greater => ord.is_gt(),
+        TxnCompareOp::Less => ord.is_lt(),
+    }
+}
