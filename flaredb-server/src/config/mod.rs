@@ -131,7 +131,10 @@ impl Config {
             limits,
             heartbeat_ms,
             election_timeout_ms,
-            snapshot_logs_since_last: file.snapshot_logs_since_last.unwrap_or(10_000),
+            // etcd's default: a snapshot (a checkpoint, which flushes every
+            // memtable) once a second under load cost throughput and p99;
+            // the 64 MiB byte trigger still bounds the log of large values.
+            snapshot_logs_since_last: file.snapshot_logs_since_last.unwrap_or(100_000),
             snapshot_log_bytes_since_last: file.snapshot_log_bytes_since_last.unwrap_or(64 << 20),
             max_logs_to_keep: file.max_logs_to_keep.unwrap_or(1_000),
             request_timeout_ms: file.request_timeout_ms.unwrap_or(5_000),
