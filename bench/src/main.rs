@@ -103,7 +103,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut targets = Vec::new();
     let _cluster = if args.endpoints.is_empty() {
-        let c = cluster::LocalCluster::start_with(args.nodes, args.server_bin.clone(), args.server_config.clone()).await?;
+        let c =
+            cluster::LocalCluster::start_with(args.nodes, args.server_bin.clone(), args.server_config.clone()).await?;
         targets.push(Arc::new(Target::flaredb(&c.endpoints(), &format!("flaredb {}-node", args.nodes))?));
         Some(c)
     } else {

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use bytes::Bytes;
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp};
-use flaredb_client::RdbClient;
+use flaredb_client::{self as fdb, RdbClient};
 
 use crate::workload::Workload;
 
@@ -84,6 +84,14 @@ impl Target {
             (Target::Flare { cas, .. }, Workload::StrongGet) => {
                 cas.cas_get(pre).await?.context("missing preloaded key")?;
             }
+            (Target::Flare { cas, .. }, Workload::Txn) => {
+                // Both keys absent → create both, in one transaction.
+                let (a, b) = (format!("{key}/a"), format!("{key}/b"));
+                let absent = |k: &String| fdb::Compare::version(k.clone(), fdb::CompareOp::Equal, 0);
+                let puts = [fdb::TxnOp::put(a.clone(), value.clone()), fdb::TxnOp::put(b.clone(), value.clone())];
+                let r = cas.txn().when([absent(&a), absent(&b)]).and_then(puts).commit().await?;
+                anyhow::ensure!(r.succeeded, "txn compare failed");
+            }
             (Target::Flare { raw, .. }, Workload::RawPut) => raw.raw_put(key, value.clone()).await?,
             (Target::Flare { raw, .. }, Workload::RawGet) => {
                 raw.raw_get(pre).await?.context("missing preloaded key")?;
@@ -100,6 +108,16 @@ impl Target {
                             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                             .and_then([TxnOp::put(key, value.to_vec(), None)]);
                         anyhow::ensure!(kv.txn(txn).await?.succeeded(), "cas failed");
+                    }
+                    Workload::Txn => {
+                        let (a, b) = (format!("{key}/a"), format!("{key}/b"));
+                        let txn = Txn::new()
+                            .when([
+                                Compare::create_revision(a.clone(), CompareOp::Equal, 0),
+                                Compare::create_revision(b.clone(), CompareOp::Equal, 0),
+                            ])
+                            .and_then([TxnOp::put(a, value.to_vec(), None), TxnOp::put(b, value.to_vec(), None)]);
+                        anyhow::ensure!(kv.txn(txn).await?.succeeded(), "txn compare failed");
                     }
                     Workload::StrongGet => {
                         anyhow::ensure!(kv.get(pre, None).await?.kvs().len() == 1, "missing");

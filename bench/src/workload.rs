@@ -19,6 +19,7 @@ pub enum Workload {
     RawPut,
     RawGet,
     PrefixScan,
+    Txn,
 }
 
 impl FromStr for Workload {
@@ -30,6 +31,7 @@ impl FromStr for Workload {
             "raw-put" => Workload::RawPut,
             "raw-get" => Workload::RawGet,
             "prefix-scan" => Workload::PrefixScan,
+            "txn" => Workload::Txn,
             other => return Err(format!("unknown workload {other:?}")),
         })
     }
@@ -43,6 +45,7 @@ impl fmt::Display for Workload {
             Workload::RawPut => "raw-put",
             Workload::RawGet => "raw-get",
             Workload::PrefixScan => "prefix-scan (100 keys)",
+            Workload::Txn => "txn (2 compares + 2 puts)",
         })
     }
 }
