@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Deserialize;
 
-/// Command-line flags. Every one can also be set in the TOML file under the
-/// same name with `_` for `-` (e.g. `data_dir = "/var/lib/flaredb"`).
+/// Command-line flags. Each can also be set in the TOML file under the same
+/// name with `_` for `-` (e.g. `data_dir = "/var/lib/flaredb"`), except
+/// `--config` itself, `--join` and the test-only fault hook; a flag wins over
+/// the file. Some settings (limits, Raft timings) exist only in the file.
 #[derive(Debug, Parser, Default)]
 #[command(name = "flaredb-server", version, about = "FlareDB: a Raft-replicated metadata store")]
 pub struct Flags {
