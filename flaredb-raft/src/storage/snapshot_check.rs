@@ -49,12 +49,6 @@ pub struct Embedded {
     pub records: u64,
 }
 
-impl Embedded {
-    pub fn meta(&self) -> SnapshotMeta {
-        SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone() }
-    }
-}
-
 /// Reads the whole file, verifying it, and returns the meta its records hold.
 pub fn embedded_meta(path: &Path) -> Result<Embedded, SnapshotCheckError> {
     let mut r = SnapshotReader::open(path)?;

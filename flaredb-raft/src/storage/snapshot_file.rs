@@ -169,6 +169,7 @@ impl SnapshotReader {
     }
 
     /// Reads a whole file only to verify it.
+    #[cfg(test)]
     pub fn verify(path: &Path) -> io::Result<u64> {
         let mut r = Self::open(path)?;
         while r.next_record()?.is_some() {}

@@ -26,9 +26,8 @@ impl TempFile {
     }
 
     /// The file is owned elsewhere now: leave it.
-    pub(crate) fn keep(mut self) -> PathBuf {
+    pub(crate) fn keep(mut self) {
         self.keep = true;
-        std::mem::take(&mut self.path)
     }
 }
 
