@@ -81,6 +81,12 @@ async fn a_full_cluster_restart_keeps_every_acknowledged_write() {
     assert_eq!(found, acked, "every acknowledged write, with its version");
 }
 
+/// `Some` when `dir` holds a snapshot file or a checkpoint.
+fn holds_snapshot(dir: &std::path::Path) -> Option<()> {
+    let mut names = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned());
+    names.any(|n| n.ends_with(".snap") || n.ends_with(".ckpt")).then_some(())
+}
+
 #[tokio::test]
 async fn a_node_behind_the_purged_log_catches_up_by_snapshot() {
     let opts = ClusterOpts { snapshot_logs_since_last: 50, max_logs_to_keep: 5, ..Default::default() };
@@ -96,17 +102,7 @@ async fn a_node_behind_the_purged_log_catches_up_by_snapshot() {
     // The leader has snapshotted (a checkpoint, or a file it installed) and
     // purged far past the lagger's log.
     let leader_dir = c.nodes[&leader].data_dir.join("snapshots");
-    wait_until("a snapshot on the leader", DEADLINE, || async {
-        std::fs::read_dir(&leader_dir)
-            .ok()?
-            .flatten()
-            .any(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.ends_with(".snap") || name.ends_with(".ckpt")
-            })
-            .then_some(())
-    })
-    .await;
+    wait_until("a snapshot on the leader", DEADLINE, || async { holds_snapshot(&leader_dir) }).await;
 
     c.start_node(lagger);
     wait_raw_visible(&c, lagger, "snap", "k399", "v399").await;
@@ -114,12 +110,10 @@ async fn a_node_behind_the_purged_log_catches_up_by_snapshot() {
     assert_eq!(local.len(), 400);
     // The lagger holds a snapshot: the one it installed, or a checkpoint it
     // built after catching up (which then replaces the installed file).
+    // Polled: a directory listing is not atomic, and one taken while a new
+    // checkpoint replaces the installed file can miss both.
     let lagger_snaps = c.nodes[&lagger].data_dir.join("snapshots");
-    let installed = std::fs::read_dir(&lagger_snaps).unwrap().flatten().any(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        name.ends_with(".snap") || name.ends_with(".ckpt")
-    });
-    assert!(installed, "the lagger holds a snapshot");
+    wait_until("the lagger holds a snapshot", DEADLINE, || async { holds_snapshot(&lagger_snaps) }).await;
 }
 
 #[tokio::test]

@@ -61,8 +61,11 @@ impl Ctx {
         // Half the caller's deadline at most: it must still hear an answer
         // in time to retry elsewhere (a CAS cut off by its deadline is
         // indeterminate, one answered "no leader" is not).
-        let wait = caller_timeout(&req).map_or(self.leader_wait, |t| self.leader_wait.min(t / 2));
+        let caller = caller_timeout(&req);
+        let wait = caller.map_or(self.leader_wait, |t| self.leader_wait.min(t / 2));
         let until = Instant::now() + wait;
+        // A forwarded call never outlives the caller's own deadline.
+        let call_until = Instant::now() + caller.map_or(timeout, |t| timeout.min(t));
         // The leader a connect just failed to, and that failure.
         let mut unreachable: Option<(u64, Status)> = None;
         loop {
@@ -89,7 +92,8 @@ impl Ctx {
                 };
             };
             let id = leader.0;
-            match self.fwd.call(leader, req.get_ref().clone(), timeout, &call).await {
+            let left = call_until.saturating_duration_since(Instant::now());
+            match self.fwd.call(leader, req.get_ref().clone(), left, &call).await {
                 Err(mut s) if is_connect_failure(&s) => {
                     if Instant::now() >= until {
                         mark_not_applied(s.metadata_mut());
