@@ -32,6 +32,8 @@ pub enum RestoreError {
     Backup { path: String, source: std::io::Error },
     #[error("backup {path} is not a usable FlareDB backup: {source}")]
     Invalid { path: String, source: SnapshotCheckError },
+    #[error("writing the restored snapshot {path}: {source}")]
+    Output { path: String, source: std::io::Error },
     #[error("address of the restored node: {0}")]
     Address(String),
     #[error("data dir {0} already holds a node; restore needs an empty or absent directory")]
@@ -50,22 +52,26 @@ impl From<StoreError> for RestoreError {
 
 /// Copies `backup` to `out`, replacing its `last_applied` and membership
 /// records with the new cluster's (an install marker is never copied).
-fn rewrite_meta(backup: &Path, out: &Path, meta: &SnapshotMeta) -> std::io::Result<()> {
-    let mut r = SnapshotReader::open(backup)?;
-    let mut w = SnapshotWriter::create(out)?;
+fn rewrite_meta(backup: &Path, out: &Path, meta: &SnapshotMeta) -> Result<(), RestoreError> {
+    // A read error is the backup's fault, a write error the output's.
+    let read = |source| RestoreError::Backup { path: backup.display().to_string(), source };
+    let write = |source| RestoreError::Output { path: out.display().to_string(), source };
+    let mut r = SnapshotReader::open(backup).map_err(read)?;
+    let mut w = SnapshotWriter::create(out).map_err(write)?;
     let replaced = [sm_meta::LAST_APPLIED_KEY, sm_meta::MEMBERSHIP_KEY, sm_meta::INSTALLING_KEY];
-    while let Some((section, k, v)) = r.next_record()? {
+    while let Some((section, k, v)) = r.next_record().map_err(read)? {
         if section == Section::SmMeta && replaced.contains(&k.as_slice()) {
             continue;
         }
-        w.record(section, &k, &v)?;
+        w.record(section, &k, &v).map_err(write)?;
     }
     if let Some(last) = &meta.last_log_id {
-        w.record(Section::SmMeta, sm_meta::LAST_APPLIED_KEY, &crate::codec::log_id_to_pb(last).encode_to_vec())?;
+        let applied = crate::codec::log_id_to_pb(last).encode_to_vec();
+        w.record(Section::SmMeta, sm_meta::LAST_APPLIED_KEY, &applied).map_err(write)?;
     }
     let membership = crate::codec::stored_membership_to_pb(&meta.last_membership).encode_to_vec();
-    w.record(Section::SmMeta, sm_meta::MEMBERSHIP_KEY, &membership)?;
-    w.finish()
+    w.record(Section::SmMeta, sm_meta::MEMBERSHIP_KEY, &membership).map_err(write)?;
+    w.finish().map_err(write)
 }
 
 /// Restores `backup` into `data_dir` as node `id` at `addr`, a one-node cluster.
@@ -100,8 +106,7 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
 
     // Install checks the rewritten file's records against `meta`, then owns it.
     let snapshot = TempFile::new(snaps.temp_path("restore"), &snaps.fail);
-    rewrite_meta(backup, snapshot.path(), &meta)
-        .map_err(|source| RestoreError::Backup { path: backup.display().to_string(), source })?;
+    rewrite_meta(backup, snapshot.path(), &meta)?;
     store.seed(&snaps, &meta, snapshot.path(), &Vote::new(last.leader_id.term, id))?;
     Ok(applied.index)
 }
