@@ -10,6 +10,7 @@ use std::{
 };
 
 use crate::{
+    bank,
     lincheck::{check, OpKind, Outcome},
     wait_until,
     workload::{fault_client, seed, spawn_workers, Recorder, Rng},
@@ -46,11 +47,30 @@ const MIN_RUN: Duration = Duration::from_secs(6);
 const MIN_OPS: usize = 3_000;
 const MAX_RUN: Duration = Duration::from_secs(40);
 
-/// Runs `schedule` on `nodes` nodes and checks everything; panics with the
-/// seed and the offending history excerpt on failure.
+/// What the clients do while the nemesis runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Contended single-key Get / CompareAndSwap / CompareAndDelete.
+    Cas,
+    /// Multi-key transfers and audits in transactions (see [`bank`]), with
+    /// single-key operations mixed in.
+    Bank,
+}
+
+const NAMESPACE: &str = "fault";
+
+/// Runs `schedule` on `nodes` nodes under the single-key workload.
 pub async fn run(schedule: Schedule, nodes: u64) {
+    run_with(schedule, nodes, Workload::Cas).await;
+}
+
+/// Runs `schedule` on `nodes` nodes under `workload` and checks everything;
+/// panics with the seed and the offending history excerpt on failure.
+pub async fn run_with(schedule: Schedule, nodes: u64, workload: Workload) {
     let seed = seed();
-    eprintln!("fault suite: schedule={schedule:?} nodes={nodes} seed={seed} (replay with FLAREDB_SEED={seed})");
+    eprintln!(
+        "fault suite: schedule={schedule:?} nodes={nodes} workload={workload:?} seed={seed} (replay with FLAREDB_SEED={seed})"
+    );
     let mut rng = Rng::new(seed);
     let opts = ClusterOpts {
         fault_injection: true,
@@ -61,7 +81,15 @@ pub async fn run(schedule: Schedule, nodes: u64) {
     let rec = Recorder::default();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let workers = spawn_workers(&rec, c.endpoints(), "fault", KEYS, CLIENTS, seed, stop.clone());
+    let (workers, bank) = match workload {
+        Workload::Cas => (spawn_workers(&rec, c.endpoints(), NAMESPACE, KEYS, CLIENTS, seed, stop.clone()), None),
+        Workload::Bank => {
+            bank::open_accounts(c.endpoints(), NAMESPACE).await;
+            let (w, stats) = bank::spawn_workers(&rec, c.endpoints(), NAMESPACE, KEYS, CLIENTS, seed, stop.clone());
+            (w, Some(stats))
+        }
+    };
+    let ops = || rec.len() + bank.as_ref().map_or(0, |b| b.ops());
 
     for _ in 0..rounds() {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -69,7 +97,7 @@ pub async fn run(schedule: Schedule, nodes: u64) {
         heal_all(&mut c).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    while (started.elapsed() < MIN_RUN || rec.len() < MIN_OPS) && started.elapsed() < MAX_RUN {
+    while (started.elapsed() < MIN_RUN || ops() < MIN_OPS) && started.elapsed() < MAX_RUN {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -98,6 +126,14 @@ pub async fn run(schedule: Schedule, nodes: u64) {
     let completed =
         history.iter().filter(|o| matches!(o.outcome, crate::lincheck::Outcome::Cas { success: true, .. })).count();
     assert!(completed > 0, "seed={seed}: no write succeeded at all; the schedule left no working cluster");
+    if let Some(stats) = bank {
+        eprintln!("fault suite: {schedule:?} bank: {}", stats.summary());
+        let violations = stats.violations();
+        assert!(violations.is_empty(), "seed={seed}: the bank invariant broke:\n{}", violations.join("\n"));
+        bank::final_audit(c.endpoints(), NAMESPACE, seed).await;
+        let moved = stats.transfers_ok.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(moved > 0, "seed={seed}: no transfer succeeded: {}", stats.summary());
+    }
     converged(&c, seed).await;
 }
 
@@ -105,7 +141,7 @@ pub async fn run(schedule: Schedule, nodes: u64) {
 /// there. A read that fails fails the suite (else "no lost write" would be
 /// vacuous for that key).
 async fn final_reads(c: &Cluster, rec: &Recorder, seed: u64) {
-    let reader = fault_client(c.endpoints()).namespace("fault");
+    let reader = fault_client(c.endpoints()).namespace(NAMESPACE);
     for k in 0..KEYS {
         let key = format!("k{k}");
         // A failed attempt is recorded (as Failed, which the checker drops);
@@ -195,7 +231,7 @@ async fn nemesis(schedule: Schedule, c: &mut Cluster, rng: &mut Rng) {
             })
             .await;
             // The deposed leader must refuse strong reads and writes.
-            let old = fault_client(vec![c.addr(leader)]).namespace("fault");
+            let old = fault_client(vec![c.addr(leader)]).namespace(NAMESPACE);
             let got = old.cas_get("k0").await;
             assert!(got.is_err(), "a deposed leader served a strong read: {got:?}");
             let put = old.cas_put("k-deposed", "x", 0).await;

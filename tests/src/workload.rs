@@ -131,6 +131,58 @@ pub fn fault_client(endpoints: Vec<String>) -> RdbClient {
     RdbClient::with_config(endpoints, cfg).expect("client")
 }
 
+/// A worker's seeded PRNG: distinct per worker, replayable from the run's seed.
+pub fn worker_rng(seed: u64, id: usize) -> Rng {
+    Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15))
+}
+
+/// A worker's client: each worker prefers a different node, so forwarding is
+/// exercised too.
+pub fn worker_client(endpoints: &[String], id: usize, namespace: &str) -> RdbClient {
+    let mut eps = endpoints.to_vec();
+    let n = eps.len().max(1);
+    eps.rotate_left(id % n);
+    fault_client(eps).namespace(namespace)
+}
+
+/// One worker's single-key operations on keys `k0..k{keys}`: Get,
+/// CompareAndSwap (mostly on the version last seen) and CompareAndDelete,
+/// each recorded for the linearizability checker.
+pub struct CasOps {
+    id: usize,
+    seen: Vec<u64>,
+    n: u64,
+}
+
+impl CasOps {
+    pub fn new(id: usize, keys: usize) -> Self {
+        Self { id, seen: vec![0; keys], n: 0 }
+    }
+
+    /// Runs and records one random operation.
+    pub async fn step(&mut self, rec: &Recorder, client: &RdbClient, rng: &mut Rng) {
+        let k = rng.below(self.seen.len() as u64) as usize;
+        let key = format!("k{k}");
+        let kind = match rng.below(100) {
+            0..=44 => OpKind::Get,
+            45..=84 => {
+                self.n += 1;
+                // Mostly the version last seen, sometimes "absent" or stale.
+                let expected = if rng.below(5) == 0 { 0 } else { self.seen[k] };
+                OpKind::Cas { expected, value: format!("c{}-{}", self.id, self.n).into_bytes() }
+            }
+            _ => OpKind::Delete { expected: self.seen[k] },
+        };
+        match rec.run(client, self.id, &key, kind).await {
+            Outcome::Get { version, .. } => self.seen[k] = version,
+            Outcome::Cas { success: true, new_version, .. } => self.seen[k] = new_version,
+            Outcome::Delete { success: true, .. } => self.seen[k] = 0,
+            Outcome::Cas { current, .. } | Outcome::Delete { current, .. } => self.seen[k] = current,
+            Outcome::Unknown(_) | Outcome::Failed => {}
+        }
+    }
+}
+
 /// Runs `clients` workers against `keys` until `stop` is set.
 pub fn spawn_workers(
     rec: &Recorder,
@@ -144,35 +196,12 @@ pub fn spawn_workers(
     (0..clients)
         .map(|id| {
             let (rec, stop) = (rec.clone(), stop.clone());
-            // Each worker prefers a different node, so forwarding is exercised too.
-            let mut eps = endpoints.clone();
-            let n = eps.len().max(1);
-            eps.rotate_left(id % n);
-            let client = fault_client(eps).namespace(namespace);
-            let mut rng = Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15));
+            let client = worker_client(&endpoints, id, namespace);
+            let mut rng = worker_rng(seed, id);
             tokio::spawn(async move {
-                let mut seen = vec![0u64; keys];
-                let mut n = 0u64;
+                let mut ops = CasOps::new(id, keys);
                 while !stop.load(Ordering::Relaxed) {
-                    let k = rng.below(keys as u64) as usize;
-                    let key = format!("k{k}");
-                    let kind = match rng.below(100) {
-                        0..=44 => OpKind::Get,
-                        45..=84 => {
-                            n += 1;
-                            // Mostly the version last seen, sometimes "absent" or stale.
-                            let expected = if rng.below(5) == 0 { 0 } else { seen[k] };
-                            OpKind::Cas { expected, value: format!("c{id}-{n}").into_bytes() }
-                        }
-                        _ => OpKind::Delete { expected: seen[k] },
-                    };
-                    match rec.run(&client, id, &key, kind).await {
-                        Outcome::Get { version, .. } => seen[k] = version,
-                        Outcome::Cas { success: true, new_version, .. } => seen[k] = new_version,
-                        Outcome::Delete { success: true, .. } => seen[k] = 0,
-                        Outcome::Cas { current, .. } | Outcome::Delete { current, .. } => seen[k] = current,
-                        Outcome::Unknown(_) | Outcome::Failed => {}
-                    }
+                    ops.step(&rec, &client, &mut rng).await;
                 }
             })
         })

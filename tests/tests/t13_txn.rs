@@ -6,15 +6,13 @@ use std::time::{Duration, Instant};
 
 use flaredb_client::{ClientError, Compare, CompareOp, RdbClient, TxnOp, TxnOpResult};
 use flaredb_proto::v1::{self as pb, kv_cas_client::KvCasClient};
-use flaredb_tests::{b64, grpcurl_run, Cluster, ClusterOpts};
+use flaredb_tests::{
+    b64,
+    bank::{account, transfer, ACCOUNTS, INITIAL},
+    grpcurl_run, Cluster, ClusterOpts,
+};
 
-const ACCOUNTS: usize = 5;
-const INITIAL: u64 = 100;
 const TASKS: usize = 8;
-
-fn account(i: usize) -> String {
-    format!("acct/{i}")
-}
 
 /// Every account's (version, balance), read in one transaction.
 async fn read_all(c: &RdbClient) -> Vec<(u64, u64)> {
@@ -65,18 +63,7 @@ async fn transfers(c: RdbClient, seed: u64, until: Instant) -> Tally {
             continue;
         }
         let amount = 1 + next(fb.min(20));
-        let moved = c
-            .txn()
-            .when([
-                Compare::version(account(from), CompareOp::Equal, fv),
-                Compare::version(account(to), CompareOp::Equal, tv),
-            ])
-            .and_then([
-                TxnOp::put(account(from), (fb - amount).to_string()),
-                TxnOp::put(account(to), (tb + amount).to_string()),
-            ])
-            .commit()
-            .await;
+        let moved = transfer(&c, (from, fv, fb), (to, tv, tb), amount).await;
         match moved {
             Ok(r) if r.succeeded => {
                 let put = TxnOpResult::Put { version: r.revision };
