@@ -54,6 +54,25 @@ impl Forwarder {
     }
 }
 
+/// A forwarded call that failed in transport (not an answer from the leader)
+/// says where it was going and why, with tonic's source chain, which the
+/// caller would otherwise see only as "transport error". The returned status
+/// has no source: use it only for the answer sent back.
+pub fn with_cause(s: Status, leader: &(u64, String)) -> Status {
+    let mut cause = String::new();
+    let mut src = std::error::Error::source(&s);
+    while let Some(e) = src {
+        cause.push_str(": ");
+        cause.push_str(&e.to_string());
+        src = e.source();
+    }
+    if cause.is_empty() {
+        return s;
+    }
+    let msg = format!("forwarding to the leader (node {} at {}): {}{cause}", leader.0, leader.1, s.message());
+    Status::with_metadata(s.code(), msg, s.metadata().clone())
+}
+
 /// The caller's deadline for `req` (its `grpc-timeout` header), if it set one.
 pub fn caller_timeout<T>(req: &Request<T>) -> Option<Duration> {
     let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;

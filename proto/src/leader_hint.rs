@@ -27,16 +27,20 @@ pub fn is_not_applied(md: &MetadataMap) -> bool {
     md.contains_key(NOT_APPLIED_KEY)
 }
 
-/// Whether a call failed to connect, so the request never left the caller
-/// and may be sent elsewhere whatever it was (even a CAS). tonic reports the
-/// cause only as the text of a source error, so the chain is searched.
+/// Whether a call failed before its request left the caller, so it may be
+/// sent elsewhere whatever it was (even a CAS): it could not connect, or
+/// hyper dropped it unsent ("operation was canceled") because the cached
+/// connection had just closed, as when the peer was killed a moment before.
+/// tonic reports the cause only as the text of a source error, so the chain
+/// is searched.
 pub fn is_connect_failure(s: &tonic::Status) -> bool {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
     while let Some(e) = src {
         let refused =
             e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
         let text = e.to_string();
-        if refused || text.contains("tcp connect error") || text.contains("Connection refused") {
+        let unsent = text.starts_with("operation was canceled");
+        if refused || unsent || text.contains("tcp connect error") || text.contains("Connection refused") {
             return true;
         }
         src = e.source();
@@ -92,6 +96,14 @@ mod tests {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(is_connect_failure(&tonic::Status::from_error(Box::new(refused))));
         assert!(!is_connect_failure(&tonic::Status::unavailable("tcp connect error, but only in the message")));
+    }
+
+    #[test]
+    fn a_request_hyper_dropped_unsent_is_a_connect_failure_and_a_reset_stream_is_not() {
+        let unsent = std::io::Error::other("operation was canceled");
+        assert!(is_connect_failure(&tonic::Status::from_error(Box::new(unsent))));
+        let reset = std::io::Error::other("stream error received: stream no longer needed");
+        assert!(!is_connect_failure(&tonic::Status::from_error(Box::new(reset))));
     }
 
     #[test]

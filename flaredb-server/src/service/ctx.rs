@@ -18,7 +18,7 @@ use tonic::{transport::Channel, Request, Response, Status};
 
 use crate::{
     config::Limits,
-    forward::{caller_timeout, is_forwarded, Forwarder},
+    forward::{caller_timeout, is_forwarded, with_cause, Forwarder},
     status,
 };
 
@@ -92,6 +92,7 @@ impl Ctx {
                 };
             };
             let id = leader.0;
+            let to = leader.clone();
             let left = call_until.saturating_duration_since(Instant::now());
             match self.fwd.call(leader, req.get_ref().clone(), left, &call).await {
                 Err(mut s) if is_connect_failure(&s) => {
@@ -101,7 +102,7 @@ impl Ctx {
                     }
                     unreachable = Some((id, s));
                 }
-                answer => return Ok(answer),
+                answer => return Ok(answer.map_err(|s| with_cause(s, &to))),
             }
         }
     }
