@@ -27,6 +27,12 @@ pub struct VersionedKv {
     pub version: u64,
 }
 
+impl From<pb::VersionedKv> for VersionedKv {
+    fn from(e: pb::VersionedKv) -> Self {
+        VersionedKv { key: e.key, value: e.value, version: e.version }
+    }
+}
+
 /// The answer of a compare-and-swap. A version mismatch is not an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CasOutcome {
@@ -132,11 +138,7 @@ impl RdbClient {
             pb::ScanRequest { start_key: start.into(), end_key: end.into(), limit, namespace: self.namespace.clone() };
         let r = self.conn.call(Retry::Always, msg, |ch, q| async move { KvCasClient::new(ch).scan(q).await }).await?;
         Ok(Page {
-            entries: r
-                .entries
-                .into_iter()
-                .map(|e| VersionedKv { key: e.key, value: e.value, version: e.version })
-                .collect(),
+            entries: r.entries.into_iter().map(VersionedKv::from).collect(),
             next_key: r.has_more.then_some(r.next_key),
         })
     }

@@ -203,11 +203,7 @@ fn result_from_pb(r: pb::OpResult) -> Result<TxnOpResult, ClientError> {
     Ok(match r.result {
         Some(OpResultKind::Put(p)) => TxnOpResult::Put { version: p.version },
         Some(OpResultKind::Delete(d)) => TxnOpResult::Delete { deleted: d.deleted },
-        Some(OpResultKind::Get(g)) => TxnOpResult::Get(g.kv.filter(|_| g.found).map(|kv| VersionedKv {
-            key: kv.key,
-            value: kv.value,
-            version: kv.version,
-        })),
+        Some(OpResultKind::Get(g)) => TxnOpResult::Get(g.kv.filter(|_| g.found).map(VersionedKv::from)),
         // The client sends only ops with a kind, so each result has one.
         None => {
             return Err(ClientError::Server {

@@ -94,6 +94,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_transport_failure_names_the_leader_and_its_cause_and_an_answer_is_untouched() {
+        let leader = (1, "127.0.0.1:9".to_string());
+        let broken = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let s = with_cause(Status::from_error(Box::new(broken)), &leader);
+        assert!(s.message().contains("node 1 at 127.0.0.1:9") && s.message().ends_with(": broken pipe"), "{s:?}");
+        let answer = with_cause(Status::failed_precondition("namespace is EVENTUAL"), &leader);
+        assert_eq!(answer.message(), "namespace is EVENTUAL");
+    }
+
+    #[test]
     fn the_callers_grpc_timeout_is_read_in_every_unit() {
         let with = |v: &'static str| {
             let mut r = Request::new(());

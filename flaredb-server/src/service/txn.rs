@@ -23,23 +23,21 @@ pub fn command(target: Option<pb::Target>, r: v1::TxnRequest) -> pb::command::Cm
 }
 
 fn compare(c: v1::Compare) -> pb::TxnCompare {
-    let target = match v1::CompareTarget::try_from(c.target) {
-        Ok(v1::CompareTarget::Version) => pb::TxnCompareTarget::Version,
-        Ok(v1::CompareTarget::Value) => pb::TxnCompareTarget::Value,
+    use v1::{CompareOp as Op, CompareTarget as Target};
+    let (Ok(target), Ok(op)) = (Target::try_from(c.target), Op::try_from(c.op)) else {
         // Refused by validation; were it not, a raw copy would compare false.
-        Err(_) => return pb::TxnCompare { key: c.key, target: c.target, op: c.op, version: c.version, value: c.value },
+        return pb::TxnCompare { key: c.key, target: c.target, op: c.op, version: c.version, value: c.value };
     };
-    let op = match v1::CompareOp::try_from(c.op) {
-        Ok(v1::CompareOp::Equal) => pb::TxnCompareOp::Equal,
-        Ok(v1::CompareOp::NotEqual) => pb::TxnCompareOp::NotEqual,
-        Ok(v1::CompareOp::Greater) => pb::TxnCompareOp::Greater,
-        Ok(v1::CompareOp::Less) => pb::TxnCompareOp::Less,
-        Err(_) => return pb::TxnCompare { key: c.key, target: c.target, op: c.op, version: c.version, value: c.value },
+    let op = match op {
+        Op::Equal => pb::TxnCompareOp::Equal,
+        Op::NotEqual => pb::TxnCompareOp::NotEqual,
+        Op::Greater => pb::TxnCompareOp::Greater,
+        Op::Less => pb::TxnCompareOp::Less,
     };
     // Only the field the target reads travels in the log.
-    let (version, value) = match target {
-        pb::TxnCompareTarget::Version => (c.version, Default::default()),
-        pb::TxnCompareTarget::Value => (0, c.value),
+    let (target, version, value) = match target {
+        Target::Version => (pb::TxnCompareTarget::Version, c.version, Default::default()),
+        Target::Value => (pb::TxnCompareTarget::Value, 0, c.value),
     };
     pb::TxnCompare { key: c.key, target: target as i32, op: op as i32, version, value }
 }
