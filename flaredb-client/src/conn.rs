@@ -80,13 +80,26 @@ impl Conn {
         self.channels.get(addr).map_err(|e| ClientError::InvalidEndpoint(e.0))
     }
 
+    pub(crate) fn channel_for(&self, addr: &str) -> Result<Channel, ClientError> {
+        self.channel(addr)
+    }
+
+    /// The next endpoint in turn (for calls any node serves).
+    pub(crate) fn next_endpoint(&self) -> String {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.endpoints[i % self.endpoints.len()].clone()
+    }
+
+    pub(crate) fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
     /// The leader if known, else the next endpoint in turn.
     fn target(&self) -> String {
         if let Some(l) = self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return l;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.endpoints[i % self.endpoints.len()].clone()
+        self.next_endpoint()
     }
 
     fn set_leader(&self, addr: Option<String>) {

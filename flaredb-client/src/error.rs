@@ -27,6 +27,11 @@ pub enum ClientError {
     /// may have been sent: read the keys to learn the outcome.
     #[error("outcome unknown: {0}")]
     Indeterminate(String),
+    /// A watch's next revision is older than any node's watch history
+    /// (which starts at `oldest`): re-read the keys and watch again from the
+    /// version read.
+    #[error("watch history compacted (oldest revision {oldest}): {message}")]
+    Compacted { oldest: u64, message: String },
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),
     /// Any other status the server returned.
@@ -46,6 +51,7 @@ impl ClientError {
             ClientError::FailedPrecondition(_) => false,
             ClientError::ResourceExhausted(_) => false,
             ClientError::InvalidEndpoint(_) => false,
+            ClientError::Compacted { .. } => false,
             ClientError::Server { .. } => false,
         }
     }

@@ -28,6 +28,9 @@
 //!
 //! Multi-key transactions ([`RdbClient::txn`]): compares, then one branch of
 //! ops, applied atomically; see [`Txn`] for an example.
+//!
+//! Watches ([`RdbClient::watch`]): every change of a key or prefix, in
+//! version order, re-attached to another node when one fails.
 
 mod admin;
 mod client;
@@ -35,8 +38,10 @@ mod conn;
 mod error;
 pub mod prefix;
 mod txn;
+mod watch;
 
 pub use client::{CasOutcome, DeleteOutcome, NamespaceMode, Page, RdbClient, Versioned, VersionedKv};
 pub use conn::ClientConfig;
 pub use error::ClientError;
 pub use txn::{Compare, CompareOp, Txn, TxnOp, TxnOpResult, TxnResult};
+pub use watch::{WatchBuilder, WatchEvent, WatchEventKind};

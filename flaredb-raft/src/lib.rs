@@ -16,6 +16,7 @@ pub mod restore;
 pub mod rpc_codec;
 pub mod storage;
 pub mod types;
+pub mod watch;
 
 pub use error::{NodeError, OpenError, StoreError};
 pub use storage::read;

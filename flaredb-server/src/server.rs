@@ -48,6 +48,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         max_logs_to_keep: cfg.max_logs_to_keep,
         join: cfg.join.is_some(),
         fault_injection: cfg.fault_injection,
+        history: cfg.watch.history,
+        watch_limits: cfg.watch.limits,
     })
     .await?;
     let ctx = Arc::new(Ctx {
@@ -60,6 +62,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         leader_wait: Duration::from_millis(cfg.election_timeout_ms * 10)
             .min(Duration::from_millis(cfg.request_timeout_ms)),
         fwd: Forwarder::default(),
+        watch_progress_ms: cfg.watch.progress_ms,
     });
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
     // A leader hands over before the listeners close, so its peers and
@@ -68,6 +71,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let shutdown = async move {
         shutdown.await;
         hand_over(&leaving).await;
+        // Open watch streams would hold the graceful shutdown open.
+        leaving.end_watches();
     }
     .boxed()
     .shared();

@@ -2,8 +2,8 @@
 //! OUT_OF_RANGE before any handler runs, a code that reads like "bad key
 //! range". This layer turns that answer into RESOURCE_EXHAUSTED (see
 //! `status::message_too_large`), keeping tonic's text, which names the size
-//! and the limit. FlareDB's handlers never answer OUT_OF_RANGE themselves,
-//! so only tonic's refusal is rewritten.
+//! and the limit. FlareDB's own OUT_OF_RANGE (a watch below the retained
+//! history) carries the oldest revision in its metadata and is left alone.
 //!
 //! The decoder's refusal is a trailers-only response (the status sits in the
 //! HTTP headers), so looking at the headers is enough.
@@ -11,7 +11,7 @@
 use tonic::{body::Body, Code, Status};
 use tower::util::MapResponseLayer;
 
-use crate::status;
+use crate::{service::watch::OLDEST_REVISION_HEADER, status};
 
 type Remap = fn(http::Response<Body>) -> http::Response<Body>;
 
@@ -21,7 +21,9 @@ pub fn layer() -> MapResponseLayer<Remap> {
 
 fn remap(resp: http::Response<Body>) -> http::Response<Body> {
     match Status::from_header_map(resp.headers()) {
-        Some(s) if s.code() == Code::OutOfRange => status::message_too_large(s.message()).into_http(),
+        Some(s) if s.code() == Code::OutOfRange && !resp.headers().contains_key(OLDEST_REVISION_HEADER) => {
+            status::message_too_large(s.message()).into_http()
+        }
         _ => resp,
     }
 }
@@ -37,6 +39,9 @@ mod tests {
         let s = Status::from_header_map(resp.headers()).unwrap();
         assert_eq!(s.code(), Code::ResourceExhausted);
         assert!(s.message().contains("4194304"), "{}", s.message());
+        let ours = crate::service::watch::compacted(3, 9);
+        let resp = remap(ours.into_http());
+        assert_eq!(Status::from_header_map(resp.headers()).unwrap().code(), Code::OutOfRange);
         let other = remap(Status::invalid_argument("x").into_http());
         assert_eq!(Status::from_header_map(other.headers()).unwrap().code(), Code::InvalidArgument);
     }

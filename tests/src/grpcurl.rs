@@ -18,8 +18,13 @@ pub fn grpcurl() -> PathBuf {
 
 /// `grpcurl -plaintext [-d DATA] ADDR ARGS...`: (success, stdout, stderr).
 pub fn grpcurl_run(addr: &str, data: Option<&str>, args: &[&str]) -> (bool, String, String) {
+    grpcurl_run_with(&[], addr, data, args)
+}
+
+/// `grpcurl -plaintext FLAGS... [-d DATA] ADDR ARGS...`.
+pub fn grpcurl_run_with(flags: &[&str], addr: &str, data: Option<&str>, args: &[&str]) -> (bool, String, String) {
     let mut cmd = Command::new(grpcurl());
-    cmd.arg("-plaintext");
+    cmd.arg("-plaintext").args(flags);
     if let Some(d) = data {
         cmd.args(["-d", d]);
     }

@@ -11,7 +11,7 @@ mod process;
 mod wait;
 pub mod workload;
 
-pub use grpcurl::{b64, grpcurl, grpcurl_run};
+pub use grpcurl::{b64, grpcurl, grpcurl_run, grpcurl_run_with};
 pub use process::{server_bin, spawn_server, ServerProc};
 pub use wait::{wait_until, DEADLINE};
 

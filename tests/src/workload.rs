@@ -117,7 +117,8 @@ fn write_failure(e: ClientError) -> Outcome {
         | ClientError::NotFound(_)
         | ClientError::FailedPrecondition(_)
         | ClientError::ResourceExhausted(_)
-        | ClientError::InvalidEndpoint(_) => Outcome::Failed,
+        | ClientError::InvalidEndpoint(_)
+        | ClientError::Compacted { .. } => Outcome::Failed,
     }
 }
 

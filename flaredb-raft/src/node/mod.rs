@@ -19,6 +19,7 @@ use crate::{
     read::{PageLimit, ScanPage},
     storage::{snapshot_trigger::SnapshotTrigger, SmShared, SnapshotDir, Store},
     types::{NodeId, Raft},
+    watch::WatchLimits,
 };
 
 /// What a node needs to start.
@@ -44,6 +45,8 @@ pub struct NodeConfig {
     pub join: bool,
     /// Test-only: allow cutting Raft links (see `network::Faults`).
     pub fault_injection: bool,
+    pub history: HistoryRetention,
+    pub watch_limits: WatchLimits,
 }
 
 /// A node's view of the cluster, for `Admin/Status`.
@@ -92,7 +95,11 @@ impl FlareNode {
             logs_since_last: cfg.snapshot_logs_since_last,
             log_bytes_since_last: (cfg.snapshot_log_bytes_since_last > 0).then_some(cfg.snapshot_log_bytes_since_last),
         };
-        let sm = store.state_machine(snapshots.clone()).await?.with_snapshot_trigger(trigger);
+        let sm = store
+            .state_machine(snapshots.clone())
+            .await?
+            .with_snapshot_trigger(trigger)
+            .with_watch_limits(cfg.watch_limits);
         let shared = sm.shared();
         let raft_config = openraft::Config {
             cluster_name: "flaredb".into(),
@@ -145,7 +152,7 @@ impl FlareNode {
             }
         }
         let data_dir = Mutex::new(data_dir);
-        Ok(Arc::new(Self {
+        let node = Arc::new(Self {
             id: cfg.id,
             addr: cfg.addr,
             raft,
@@ -156,7 +163,9 @@ impl FlareNode {
             data_dir,
             faults,
             lease,
-        }))
+        });
+        Self::spawn_history_pruner(&node, cfg.history);
+        Ok(node)
     }
 
     /// The fault-injection hook, on nodes started for fault tests only.
@@ -270,6 +279,7 @@ impl FlareNode {
     }
 
     pub async fn shutdown(&self) {
+        self.end_watches();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
@@ -281,3 +291,6 @@ mod cluster;
 mod leadership;
 mod maintenance;
 mod membership;
+mod watch;
+
+pub use watch::HistoryRetention;

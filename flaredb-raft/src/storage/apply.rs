@@ -15,12 +15,13 @@ use flaredb_proto::raft as pb;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{cf, CF_CAS, CF_RAW};
-use super::sm_meta;
+use super::{history, sm_meta};
 use crate::{
     error::StoreError,
     keys,
     namespace::{Mode, NamespaceInfo, Registry},
     types::FlareResponse,
+    watch::{ChangeEvent, EventKind},
 };
 
 /// One batch being applied.
@@ -36,6 +37,8 @@ pub struct ApplyBatch<'a> {
     raw_overlay: HashMap<Vec<u8>, bool>,
     /// Node ids retired by this batch.
     pub retired: Vec<u64>,
+    /// Changes of strong keys, in order, for the watch hub once written.
+    pub events: Vec<ChangeEvent>,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -47,6 +50,7 @@ impl<'a> ApplyBatch<'a> {
             cas_overlay: BTreeMap::new(),
             raw_overlay: HashMap::new(),
             retired: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -92,16 +96,59 @@ impl<'a> ApplyBatch<'a> {
         Ok(live.into_iter().collect())
     }
 
-    /// Stages a put of an encoded cas key; the version is the log index.
-    pub(super) fn stage_cas_put(&mut self, key: Vec<u8>, index: u64, value: &Bytes) -> Result<(), StoreError> {
+    /// Stages a put of `key` (encoded, in `ns`) whose version was `prev`;
+    /// the new version is the log index.
+    pub(super) fn stage_cas_put(
+        &mut self,
+        ns: &NamespaceInfo,
+        key: Vec<u8>,
+        index: u64,
+        value: &Bytes,
+        prev: u64,
+    ) -> Result<(), StoreError> {
         self.batch.put_cf(cf(self.db, CF_CAS)?, &key, keys::encode_versioned(index, value));
+        self.record(EventKind::Put, ns, &key, value.clone(), index, prev)?;
         self.cas_overlay.insert(key, Some((index, value.clone())));
         Ok(())
     }
 
-    pub(super) fn stage_cas_delete(&mut self, key: Vec<u8>) -> Result<(), StoreError> {
+    /// Stages a delete, at log `index`, of `key` whose version is `prev`.
+    pub(super) fn stage_cas_delete(
+        &mut self,
+        ns: &NamespaceInfo,
+        key: Vec<u8>,
+        index: u64,
+        prev: u64,
+    ) -> Result<(), StoreError> {
         self.batch.delete_cf(cf(self.db, CF_CAS)?, &key);
+        self.record(EventKind::Delete, ns, &key, Bytes::new(), index, prev)?;
         self.cas_overlay.insert(key, None);
+        Ok(())
+    }
+
+    /// Writes a change to the watch history, in this batch, and keeps it for the hub.
+    fn record(
+        &mut self,
+        kind: EventKind,
+        ns: &NamespaceInfo,
+        key: &[u8],
+        value: Bytes,
+        index: u64,
+        prev: u64,
+    ) -> Result<(), StoreError> {
+        let user_key = keys::decode(key).map_or(&[][..], |(_, k)| k);
+        let e = ChangeEvent {
+            kind,
+            namespace: ns.name.as_str().into(),
+            key: Bytes::copy_from_slice(user_key),
+            value,
+            revision: index,
+            prev_version: prev,
+        };
+        // The number within the batch keeps the events of one entry apart and in order.
+        let n = u32::try_from(self.events.len()).map_err(|_| StoreError::corrupt("apply batch", "too many events"))?;
+        history::put_event(self.db, &mut self.batch, n, &e)?;
+        self.events.push(e);
         Ok(())
     }
 
@@ -160,7 +207,7 @@ impl<'a> ApplyBatch<'a> {
                 }
                 let ns = self.for_write(found, &c.target, Mode::Strong)?;
                 // The version is the log index: unique and increasing, never reused.
-                self.stage_cas_put(keys::encode(ns.id, &c.key), index, &c.value)?;
+                self.stage_cas_put(&ns, keys::encode(ns.id, &c.key), index, &c.value, current)?;
                 Ok(FlareResponse::Cas { success: true, current_version: current, new_version: index })
             }
             Cmd::CasDelete(c) => {
@@ -175,7 +222,7 @@ impl<'a> ApplyBatch<'a> {
                 if current == 0 || current != c.expected_version {
                     return Ok(FlareResponse::CasDelete { success: false, current_version: current });
                 }
-                self.stage_cas_delete(key)?;
+                self.stage_cas_delete(&ns, key, index, current)?;
                 Ok(FlareResponse::CasDelete { success: true, current_version: current })
             }
             Cmd::RawPut(c) => {

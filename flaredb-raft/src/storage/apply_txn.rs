@@ -85,11 +85,13 @@ impl ApplyBatch<'_> {
         let ns_id = ns.as_ref().map(|info| info.id);
         Ok(match op {
             Op::Put(p) => {
-                let id = match ns_id {
-                    Some(id) => id,
-                    None => ns.insert(self.for_write(None, target, Mode::Strong)?).id,
+                let info = match ns {
+                    Some(info) => info.clone(),
+                    None => ns.insert(self.for_write(None, target, Mode::Strong)?).clone(),
                 };
-                self.stage_cas_put(keys::encode(id, &p.key), index, &p.value)?;
+                let k = keys::encode(info.id, &p.key);
+                let prev = self.cas_version(&k)?;
+                self.stage_cas_put(&info, k, index, &p.value, prev)?;
                 TxnOpResult::Put { version: index }
             }
             Op::Get(key) => {
@@ -100,23 +102,24 @@ impl ApplyBatch<'_> {
                 TxnOpResult::Get { key: key.clone(), found }
             }
             Op::Delete(key) => {
-                let k = ns_id.map(|id| keys::encode(id, key));
-                match k {
-                    Some(k) if self.cas_version(&k)? != 0 => {
-                        self.stage_cas_delete(k)?;
+                let Some(info) = ns.clone() else { return Ok(TxnOpResult::Delete { deleted: 0 }) };
+                let k = keys::encode(info.id, key);
+                match self.cas_version(&k)? {
+                    0 => TxnOpResult::Delete { deleted: 0 },
+                    prev => {
+                        self.stage_cas_delete(&info, k, index, prev)?;
                         TxnOpResult::Delete { deleted: 1 }
                     }
-                    _ => TxnOpResult::Delete { deleted: 0 },
                 }
             }
             Op::DeletePrefix(prefix) => {
-                let doomed = match ns_id {
-                    Some(id) => self.cas_keys_in(&keys::encode(id, prefix), keys::prefix_end(id, prefix).as_deref())?,
-                    None => Vec::new(),
-                };
+                let Some(info) = ns.clone() else { return Ok(TxnOpResult::Delete { deleted: 0 }) };
+                let doomed =
+                    self.cas_keys_in(&keys::encode(info.id, prefix), keys::prefix_end(info.id, prefix).as_deref())?;
                 let deleted = doomed.len() as u64;
                 for k in doomed {
-                    self.stage_cas_delete(k)?;
+                    let prev = self.cas_version(&k)?;
+                    self.stage_cas_delete(&info, k, index, prev)?;
                 }
                 TxnOpResult::Delete { deleted }
             }

@@ -20,9 +20,12 @@ pub const CF_CAS: &str = "cas";
 pub const CF_RAW: &str = "raw";
 /// State-machine metadata: last applied, membership, namespace registry.
 pub const CF_SM_META: &str = "sm_meta";
+/// Changes of strong keys by revision, for watches (`history.rs`); local to
+/// the node, outside snapshots and the state hash.
+pub const CF_HISTORY: &str = "history";
 
 /// Every column family (`db_options::cf_descriptors` gives each its options).
-pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_RAFT_META, CF_CAS, CF_RAW, CF_SM_META];
+pub const ALL_CFS: [&str; 6] = [CF_LOG, CF_RAFT_META, CF_CAS, CF_RAW, CF_SM_META, CF_HISTORY];
 
 /// On-disk format of this build; stored at creation, checked at every open.
 pub const FORMAT_VERSION: u32 = 1;

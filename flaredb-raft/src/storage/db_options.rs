@@ -9,7 +9,7 @@
 
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options};
 
-use super::db::{CF_CAS, CF_LOG, CF_RAFT_META, CF_RAW, CF_SM_META};
+use super::db::{CF_CAS, CF_HISTORY, CF_LOG, CF_RAFT_META, CF_RAW, CF_SM_META};
 
 /// Shared by every CF: index, filter and data blocks.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -49,22 +49,23 @@ pub fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
         o.set_write_buffer_size(write_buffer);
         o
     };
-    let log = {
+    // The log and the watch history: appended in key order, read back mostly
+    // soon after, deleted by range.
+    let sequential = |write_buffer: usize| {
         let mut t = BlockBasedOptions::default();
         t.set_block_cache(&cache);
         let mut o = Options::default();
         o.set_block_based_table_factory(&t);
-        // Entries are read back soon after they are written (replication,
-        // apply), mostly from the memtable, and then deleted by range.
         o.set_compression_type(DBCompressionType::Lz4);
-        o.set_write_buffer_size(32 << 20);
+        o.set_write_buffer_size(write_buffer);
         o
     };
     vec![
-        ColumnFamilyDescriptor::new(CF_LOG, log),
+        ColumnFamilyDescriptor::new(CF_LOG, sequential(32 << 20)),
         ColumnFamilyDescriptor::new(CF_RAFT_META, point_reads(4 << 20)),
         ColumnFamilyDescriptor::new(CF_CAS, point_reads(32 << 20)),
         ColumnFamilyDescriptor::new(CF_RAW, point_reads(32 << 20)),
         ColumnFamilyDescriptor::new(CF_SM_META, point_reads(4 << 20)),
+        ColumnFamilyDescriptor::new(CF_HISTORY, sequential(16 << 20)),
     ]
 }

@@ -6,6 +6,7 @@ mod apply_txn;
 pub mod db;
 mod db_options;
 pub mod fail_point;
+pub mod history;
 pub mod log_store;
 pub mod read;
 pub mod sm_meta;

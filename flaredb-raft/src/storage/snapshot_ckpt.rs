@@ -30,10 +30,13 @@ use super::{
 };
 use crate::{error::StoreError, types::SnapshotMeta};
 
-/// Opens a checkpoint for reading. Every column family is listed, so that
-/// replaying the checkpoint's WAL tail never meets one it does not know.
+/// Opens a checkpoint for reading. Every column family it has is listed, so
+/// that replaying the checkpoint's WAL tail never meets one it does not know
+/// (one taken by an older build may lack a newer family).
 fn open_read_only(path: &Path) -> Result<DB, StoreError> {
-    Ok(DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false)?)
+    let present = DB::list_cf(&Options::default(), path)?;
+    let names = ALL_CFS.into_iter().filter(|name| present.iter().any(|p| p == name));
+    Ok(DB::open_cf_for_read_only(&Options::default(), path, names, false)?)
 }
 
 impl SnapshotDir {

@@ -24,7 +24,7 @@ use rocksdb::{WriteBatch, DB};
 use super::{
     db::{cf, sync_opts, CF_CAS, CF_RAW, CF_SM_META},
     fail_point::Step,
-    sm_meta,
+    history, sm_meta,
     snapshot::{snap_io, Entries, SnapshotDir},
     snapshot_check::{self, SnapshotCheckError},
     snapshot_file::{Section, SnapshotReader},
@@ -87,6 +87,8 @@ impl SnapshotDir {
             for name in [CF_CAS, CF_RAW, CF_SM_META] {
                 b.delete_range_cf(cf(db, name)?, &[][..], &KEY_SPACE_END[..]);
             }
+            let index = meta.last_log_id.map_or(0, |l| l.index);
+            history::clear_for_install(db, &mut b, index)?;
             b.put_cf(cf(db, CF_SM_META)?, sm_meta::INSTALLING_KEY, &marker);
             db.write(b)?;
             self.fail.hit(Step::InstallCleared)?;

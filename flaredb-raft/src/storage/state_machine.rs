@@ -26,7 +26,7 @@ use rocksdb::DB;
 use super::{
     apply::ApplyBatch,
     db::blocking,
-    sm_meta,
+    history, sm_meta,
     snapshot::{SnapshotDir, SnapshotFile},
     snapshot_trigger::{BytesSinceSnapshot, SnapshotTrigger},
 };
@@ -34,6 +34,7 @@ use crate::{
     error::StoreError,
     namespace::Registry,
     types::{FlareResponse, LogId, SnapshotMeta, StoredMembership, TypeConfig},
+    watch::{ChangeEvent, Ended, WatchHub, WatchLimits},
 };
 
 /// Batches up to this size are applied on the state-machine task itself: a
@@ -42,7 +43,13 @@ use crate::{
 const INLINE_APPLY_ENTRIES: usize = 16;
 const INLINE_APPLY_BYTES: usize = 64 << 10;
 
-type Applied = (Registry, Vec<u64>, Vec<(FlareResponse, Option<Responder>)>);
+struct Applied {
+    registry: Registry,
+    retired: Vec<u64>,
+    answers: Vec<(FlareResponse, Option<Responder>)>,
+    events: Vec<ChangeEvent>,
+    last: u64,
+}
 
 /// Applies `batch` in one `WriteBatch` (see the module comment).
 fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig>>) -> Result<Applied, StoreError> {
@@ -66,7 +73,8 @@ fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig
         sm_meta::put_last_applied(db, &mut ab.batch, &last)?;
     }
     db.write(ab.batch)?;
-    Ok((ab.registry, ab.retired, answers))
+    let last = last.map_or(0, |l| l.index);
+    Ok(Applied { registry: ab.registry, retired: ab.retired, answers, events: ab.events, last })
 }
 
 /// Whether applying the entry iterates a key range (a transaction's
@@ -88,6 +96,8 @@ pub struct SmShared {
     /// state machine with `force = false` even then (its sm worker), so the
     /// trigger must be told that this build is not to be refused.
     pub force_snapshot: AtomicBool,
+    /// Watchers of this node; fed after each applied batch is written.
+    pub watch: WatchHub,
 }
 
 impl SmShared {
@@ -122,15 +132,18 @@ impl StateMachine {
     /// deleting snapshot files CURRENT does not name.
     pub async fn open(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StoreError> {
         let (d, s) = (db.clone(), snapshots.clone());
-        let (registry, retired) = blocking(move || {
+        let (registry, retired, applied) = blocking(move || {
             s.recover(&d)?;
-            Ok((sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?))
+            let applied = sm_meta::read_last_applied(&d)?.map_or(0, |l| l.index);
+            history::init_floor(&d, applied)?;
+            Ok((sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?, applied))
         })
         .await?;
         let shared = SmShared {
             registry: RwLock::new(registry),
             retired: RwLock::new(retired),
             force_snapshot: AtomicBool::new(false),
+            watch: WatchHub::new(applied, WatchLimits::default()),
         };
         Ok(Self { db, snapshots, shared: Arc::new(shared), trigger: None, applied_bytes: Default::default() })
     }
@@ -139,6 +152,14 @@ impl StateMachine {
     /// `trigger.raft_policy()` (see `snapshot_trigger.rs`).
     pub fn with_snapshot_trigger(mut self, trigger: SnapshotTrigger) -> Self {
         self.trigger = Some(trigger);
+        self
+    }
+
+    /// Bounds each watcher's buffer by `limits` (before `shared` is handed out).
+    pub fn with_watch_limits(mut self, limits: WatchLimits) -> Self {
+        if let Some(s) = Arc::get_mut(&mut self.shared) {
+            s.watch = WatchHub::new(s.watch.published(), limits);
+        }
         self
     }
 
@@ -179,17 +200,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .sum();
         self.applied_bytes.add(payload);
         let inline = batch.len() <= INLINE_APPLY_ENTRIES && payload <= INLINE_APPLY_BYTES && !batch.iter().any(scans);
-        let (registry, retired, answers) = if inline {
+        let applied = if inline {
             apply_batch(&self.db, registry, batch)?
         } else {
             let db = self.db.clone();
             blocking(move || apply_batch(&db, registry, batch)).await?
         };
-        self.shared.set_registry(registry);
-        if !retired.is_empty() {
-            self.shared.retired.write().unwrap_or_else(|p| p.into_inner()).extend(retired);
+        self.shared.set_registry(applied.registry);
+        if !applied.retired.is_empty() {
+            self.shared.retired.write().unwrap_or_else(|p| p.into_inner()).extend(applied.retired);
         }
-        for (resp, responder) in answers {
+        // Written, so a watcher never sees a change that is not applied.
+        self.shared.watch.publish(&applied.events, applied.last);
+        for (resp, responder) in applied.answers {
             if let Some(r) = responder {
                 r.send(resp);
             }
@@ -223,8 +246,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
-        let (db, dir, meta) = (self.db.clone(), self.snapshots.clone(), meta.clone());
+        let (db, dir, meta_c) = (self.db.clone(), self.snapshots.clone(), meta.clone());
         let (registry, retired) = blocking(move || {
+            let meta = meta_c;
             // A received file; our own checkpoint only if openraft restores from it.
             let path = snapshot.file_path()?;
             dir.install(&db, &meta, &path)?;
@@ -237,6 +261,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.shared.set_registry(registry);
         self.shared.set_retired(retired);
         self.applied_bytes.reset();
+        // Their next events may be older than anything this node now has.
+        let revision = meta.last_log_id.map_or(0, |l| l.index);
+        self.shared.watch.end_all(Ended::SnapshotInstalled { revision }, revision);
         Ok(())
     }
 

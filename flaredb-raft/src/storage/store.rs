@@ -11,6 +11,7 @@ use rocksdb::DB;
 
 use super::{
     db,
+    history::{self, Cursor, Replay},
     read::{self, PageLimit, ScanPage},
     LogStore, SnapshotDir, StateMachine,
 };
@@ -19,6 +20,7 @@ use crate::{
     keys::NamespaceId,
     namespace::Mode,
     types::{SnapshotMeta, Vote},
+    watch::WatchFilter,
 };
 
 /// One open database; clones share it.
@@ -78,6 +80,37 @@ impl Store {
     pub async fn export(&self, snapshots: &SnapshotDir, path: PathBuf) -> Result<SnapshotMeta, StoreError> {
         let (db, snapshots) = (self.db.clone(), snapshots.clone());
         db::blocking(move || snapshots.export(&db, &path)).await
+    }
+
+    /// One step of a watch's replay, from a view taken before or after any install.
+    pub async fn history_replay(
+        &self,
+        snapshots: &SnapshotDir,
+        filter: WatchFilter,
+        from: Cursor,
+        until: u64,
+        budget: usize,
+    ) -> Result<Replay, StoreError> {
+        let (db, snapshots) = (self.db.clone(), snapshots.clone());
+        db::blocking(move || {
+            let _view = snapshots.view();
+            history::replay(&db, &filter, from, until, budget)
+        })
+        .await
+    }
+
+    pub fn history_floor(&self) -> Result<u64, StoreError> {
+        history::floor(&self.db)
+    }
+
+    /// Raises the history floor to `floor` (never lowers it); kept apart from installs, which move it too.
+    pub async fn prune_history(&self, snapshots: &SnapshotDir, floor: u64) -> Result<u64, StoreError> {
+        let (db, snapshots) = (self.db.clone(), snapshots.clone());
+        db::blocking(move || {
+            let _view = snapshots.view();
+            history::prune(&db, floor)
+        })
+        .await
     }
 
     /// Installs `snapshot` and makes the log look as if Raft had installed

@@ -99,4 +99,10 @@ pub(super) struct FileConfig {
     pub snapshot_log_bytes_since_last: Option<u64>,
     pub max_logs_to_keep: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    pub watch_history_revisions: Option<u64>,
+    pub watch_history_secs: Option<u64>,
+    pub watch_history_check_ms: Option<u64>,
+    pub watch_progress_ms: Option<u64>,
+    pub watch_buffer_events: Option<usize>,
+    pub watch_buffer_bytes: Option<usize>,
 }

@@ -7,6 +7,8 @@ mod limits;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
+use flaredb_raft::{node::HistoryRetention, watch::WatchLimits};
+
 pub use cluster::parse_initial_cluster;
 pub use flags::{Command, Flags, RestoreArgs};
 pub use limits::Limits;
@@ -63,6 +65,40 @@ pub struct Config {
     pub request_timeout_ms: u64,
     pub join: Option<String>,
     pub fault_injection: bool,
+    pub watch: WatchConfig,
+}
+
+/// Watch settings (TOML only).
+#[derive(Debug, Clone, Copy)]
+pub struct WatchConfig {
+    pub history: HistoryRetention,
+    pub limits: WatchLimits,
+    /// An idle watcher gets a progress event this often.
+    pub progress_ms: u64,
+}
+
+impl WatchConfig {
+    fn from_file(file: &FileConfig) -> Result<Self, ConfigError> {
+        let (history, limits) = (HistoryRetention::default(), WatchLimits::default());
+        let c = Self {
+            history: HistoryRetention {
+                revisions: file.watch_history_revisions.unwrap_or(history.revisions),
+                secs: file.watch_history_secs.unwrap_or(history.secs),
+                check_every: file.watch_history_check_ms.map_or(history.check_every, std::time::Duration::from_millis),
+            },
+            limits: WatchLimits {
+                items: file.watch_buffer_events.unwrap_or(limits.items),
+                bytes: file.watch_buffer_bytes.unwrap_or(limits.bytes),
+            },
+            progress_ms: file.watch_progress_ms.unwrap_or(10_000),
+        };
+        if c.progress_ms == 0 || c.limits.items == 0 || c.limits.bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "watch_progress_ms, watch_buffer_events and watch_buffer_bytes must be at least 1".into(),
+            ));
+        }
+        Ok(c)
+    }
 }
 
 fn socket_addr(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -81,6 +117,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let limits = Limits::from_file(&file)?;
+        let watch = WatchConfig::from_file(&file)?;
         let id = flags.id.or(file.id).unwrap_or(1);
         if id == 0 {
             return Err(ConfigError::Invalid("node id must be at least 1".into()));
@@ -140,6 +177,7 @@ impl Config {
             request_timeout_ms: file.request_timeout_ms.unwrap_or(5_000),
             join: flags.join,
             fault_injection: flags.enable_fault_injection,
+            watch,
         })
     }
 }

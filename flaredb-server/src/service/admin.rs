@@ -83,6 +83,7 @@ impl Admin for AdminService {
             last_log_index: s.last_log_index,
             applied_index: s.applied_index,
             members: members(&self.ctx),
+            oldest_watch_revision: self.ctx.node.watch_floor().map_err(status::node_error)?,
         }))
     }
 

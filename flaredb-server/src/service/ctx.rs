@@ -32,6 +32,8 @@ pub struct Ctx {
     /// deadline; see `forward`).
     pub leader_wait: Duration,
     pub fwd: Forwarder,
+    /// An idle watcher gets a progress event this often.
+    pub watch_progress_ms: u64,
 }
 
 impl Ctx {

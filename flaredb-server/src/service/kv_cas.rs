@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ctx::{fatal, unexpected, Ctx},
-    txn,
+    txn, watch,
 };
 use crate::{validate, validate_txn};
 
@@ -21,6 +21,12 @@ pub struct KvCasService {
 
 #[tonic::async_trait]
 impl KvCas for KvCasService {
+    type WatchStream = watch::WatchStream;
+
+    async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        watch::start(&self.ctx, req.into_inner()).await.map(Response::new)
+    }
+
     async fn compare_and_swap(&self, req: Request<CasRequest>) -> Result<Response<CasResponse>, Status> {
         let ctx = &self.ctx;
         let r = req.get_ref();

@@ -7,3 +7,4 @@ pub mod kv_cas;
 pub mod kv_raw;
 pub mod raft;
 pub mod txn;
+pub mod watch;
