@@ -100,23 +100,23 @@ impl RdbClient {
     // ---- KvCas ----
 
     /// Writes `value` if the key's version is `expected_version` (0 = absent).
-    /// Never retried once it may have applied: then [`ClientError::Indeterminate`].
+    /// Applied at most once however often it is retried (see the crate docs).
     pub async fn cas_put(
         &self,
         key: impl Into<Bytes>,
         value: impl Into<Bytes>,
         expected_version: u64,
     ) -> Result<CasOutcome, ClientError> {
+        let (write_id, retry) = self.conn.write_id();
         let msg = pb::CasRequest {
             key: key.into(),
             value: value.into(),
             expected_version,
             namespace: self.namespace.clone(),
+            write_id,
         };
-        let r = self
-            .conn
-            .call(Retry::OnlyIfNotApplied, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
-            .await?;
+        let r =
+            self.conn.call(retry, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await }).await?;
         Ok(CasOutcome { success: r.success, current_version: r.current_version, new_version: r.new_version })
     }
 
@@ -145,11 +145,11 @@ impl RdbClient {
 
     /// Deletes the key if its version is `expected_version`.
     pub async fn cas_delete(&self, key: impl Into<Bytes>, expected_version: u64) -> Result<DeleteOutcome, ClientError> {
-        let msg = pb::CasDeleteRequest { key: key.into(), expected_version, namespace: self.namespace.clone() };
-        let r = self
-            .conn
-            .call(Retry::OnlyIfNotApplied, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
-            .await?;
+        let (write_id, retry) = self.conn.write_id();
+        let msg =
+            pb::CasDeleteRequest { key: key.into(), expected_version, namespace: self.namespace.clone(), write_id };
+        let r =
+            self.conn.call(retry, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await }).await?;
         Ok(DeleteOutcome { success: r.success, current_version: r.current_version })
     }
 

@@ -3,12 +3,13 @@
 use std::{
     future::Future,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
 };
 
+use flaredb_proto::v1 as pb;
 use flaredb_proto::{
     channel::ChannelCache,
     leader_hint::{is_connect_failure, is_not_applied, LeaderHint},
@@ -27,6 +28,13 @@ pub struct ClientConfig {
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub connect_timeout: Duration,
+    /// Give every compare-and-swap, compare-and-delete and writing
+    /// transaction a write id (a client id and a sequence number), so the
+    /// cluster applies it at most once however often it is sent: such writes
+    /// are then retried after timeouts and leader changes like reads. Turn
+    /// off only against servers older than exactly-once writes, which ignore
+    /// the id (a retry could then apply twice).
+    pub exactly_once: bool,
 }
 
 impl Default for ClientConfig {
@@ -37,6 +45,7 @@ impl Default for ClientConfig {
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_millis(200),
             connect_timeout: Duration::from_millis(500),
+            exactly_once: true,
         }
     }
 }
@@ -48,6 +57,9 @@ pub(crate) enum Retry {
     Always,
     /// Conditional writes: retry only when the request surely did not apply.
     OnlyIfNotApplied,
+    /// Writes with a write id: the cluster applies them at most once, so
+    /// they are retried on any transient failure.
+    Deduplicated,
 }
 
 pub(crate) struct Conn {
@@ -56,6 +68,9 @@ pub(crate) struct Conn {
     leader: Mutex<Option<String>>,
     next: AtomicUsize,
     pub(crate) config: ClientConfig,
+    /// This client's identity for exactly-once writes, and its next sequence.
+    client_id: String,
+    sequence: AtomicU64,
 }
 
 impl Conn {
@@ -69,6 +84,8 @@ impl Conn {
             leader: Mutex::new(None),
             next: AtomicUsize::new(0),
             config,
+            client_id: format!("{:032x}", rand::random::<u128>()),
+            sequence: AtomicU64::new(1),
         };
         for e in &conn.endpoints {
             conn.channel(e)?;
@@ -78,6 +95,16 @@ impl Conn {
 
     fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
         self.channels.get(addr).map_err(|e| ClientError::InvalidEndpoint(e.0))
+    }
+
+    /// A fresh write id for one write (reused by its retries), or `None`
+    /// when exactly-once writes are off. With it, the write is `Deduplicated`.
+    pub(crate) fn write_id(&self) -> (Option<pb::WriteId>, Retry) {
+        if !self.config.exactly_once {
+            return (None, Retry::OnlyIfNotApplied);
+        }
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        (Some(pb::WriteId { client_id: self.client_id.clone(), sequence }), Retry::Deduplicated)
     }
 
     pub(crate) fn channel_for(&self, addr: &str) -> Result<Channel, ClientError> {
@@ -121,6 +148,9 @@ impl Conn {
         let mut backoff = self.config.backoff_initial;
         let mut followed_hint = false;
         let mut uncertain = false;
+        // A deduplicated write that may have reached a server: if no attempt
+        // answers, its outcome is unknown.
+        let mut maybe_sent = false;
         let mut skipped = 0;
         loop {
             let addr = self.target();
@@ -143,9 +173,14 @@ impl Conn {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {}
                 // A server failure after the write was proposed: it may have
                 // applied, so it is indeterminate (just below), not a plain error.
-                Code::Internal if retry == Retry::OnlyIfNotApplied && !said_not_applied => {}
+                Code::Internal if retry != Retry::Always && !said_not_applied => {}
+                // A retry the cluster no longer recognises: the first attempt may have applied.
+                Code::FailedPrecondition if retry == Retry::Deduplicated && status.metadata().contains_key(STALE) => {
+                    return Err(ClientError::Indeterminate(format!("{} (from {addr})", status.message())));
+                }
                 _ => return Err(ClientError::from_status(&status)),
             }
+            maybe_sent |= retry == Retry::Deduplicated && !said_not_applied && !connect_failed;
             if retry == Retry::OnlyIfNotApplied && !said_not_applied && !connect_failed {
                 self.set_leader(None);
                 return Err(ClientError::Indeterminate(format!("{} (from {addr})", status.message())));
@@ -169,9 +204,9 @@ impl Conn {
             self.set_leader(hinted);
             if start.elapsed() + backoff > self.config.retry_budget {
                 let why = format!("gave up after {:?}; last error from {addr}: {}", start.elapsed(), status.message());
-                return Err(if retry == Retry::OnlyIfNotApplied && uncertain {
+                return Err(if (retry == Retry::OnlyIfNotApplied && uncertain) || maybe_sent {
                     ClientError::Indeterminate(format!(
-                        "{why}; a connection failed, so whether it applied is not known"
+                        "{why}; an attempt may have reached a server, so whether it applied is not known"
                     ))
                 } else {
                     ClientError::Unavailable(why)
@@ -184,6 +219,9 @@ impl Conn {
         }
     }
 }
+
+/// Metadata the server sets on a retry older than the client's retained window.
+const STALE: &str = "flaredb-write-stale";
 
 fn jitter(d: Duration) -> Duration {
     let f = rand::random_range(0.5..1.0);

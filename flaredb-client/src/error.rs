@@ -21,10 +21,11 @@ pub enum ClientError {
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// A compare-and-swap, compare-and-delete or writing transaction may or
-    /// may not have been applied (the connection or the deadline failed after
-    /// it was sent, a server failed after proposing it, or a connection failed
-    /// and no server confirmed it was not applied). It was not retried once it
-    /// may have been sent: read the keys to learn the outcome.
+    /// may not have been applied: with exactly-once writes (the default),
+    /// no retry got an answer within the budget after one may have reached a
+    /// server, or a retry came after the cluster forgot the write's id;
+    /// without them, it was not retried once it may have been sent. Read the
+    /// keys to learn the outcome.
     #[error("outcome unknown: {0}")]
     Indeterminate(String),
     /// A watch's next revision is older than any node's watch history

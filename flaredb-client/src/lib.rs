@@ -21,10 +21,14 @@
 //!
 //! Calls go to the cached leader (learned from the `x-flaredb-leader` hint)
 //! and are retried with jittered backoff on UNAVAILABLE and leader changes,
-//! within [`ClientConfig::retry_budget`]. A compare-and-swap,
-//! compare-and-delete or writing transaction is retried only when the server
-//! says it was not applied; otherwise the call fails with
-//! [`ClientError::Indeterminate`].
+//! within [`ClientConfig::retry_budget`]. Every compare-and-swap,
+//! compare-and-delete and writing transaction carries a write id (this
+//! client's random id and a sequence number), so the cluster applies it at
+//! most once: it is retried after timeouts and leader changes too, and a
+//! retry of one that did apply gets the original answer. The cluster keeps
+//! the answers to a client's last 1,024 writes for 10 minutes after its last
+//! write; when no attempt got an answer within the budget (or a retry fell
+//! out of that window), the call fails with [`ClientError::Indeterminate`].
 //!
 //! Multi-key transactions ([`RdbClient::txn`]): compares, then one branch of
 //! ops, applied atomically; see [`Txn`] for an example.

@@ -155,19 +155,19 @@ impl Txn {
         self
     }
 
-    /// Sends the transaction. A transaction that may write follows the
-    /// compare-and-swap rule: it is retried only when the server says it was
-    /// not applied, otherwise the call fails with
-    /// [`ClientError::Indeterminate`]. One that only reads is retried freely.
+    /// Sends the transaction. One that may write carries a write id, so its
+    /// retries apply it at most once (see the crate docs); one that only
+    /// reads is retried freely.
     pub async fn commit(self) -> Result<TxnResult, ClientError> {
         let writes = self.success.iter().chain(&self.failure).any(TxnOp::writes);
-        let retry = if writes { Retry::OnlyIfNotApplied } else { Retry::Always };
+        // Only a writing transaction needs (and is worth storing) an answer to replay.
+        let (write_id, retry) = if writes { self.client.conn.write_id() } else { (None, Retry::Always) };
         let msg = pb::TxnRequest {
             namespace: self.client.namespace.clone(),
             compares: self.compares.into_iter().map(compare_to_pb).collect(),
             success: self.success.into_iter().map(op_to_pb).collect(),
             failure: self.failure.into_iter().map(op_to_pb).collect(),
-            write_id: None,
+            write_id,
         };
         let r = self.client.conn.call(retry, msg, |ch, q| async move { KvCasClient::new(ch).txn(q).await }).await?;
         Ok(TxnResult {

@@ -144,6 +144,8 @@ mod tests {
         let id = LogId::new(LeaderId { term: 3, node_id: 2 }, 17);
         let cmd = pb::Command {
             cmd: Some(pb::command::Cmd::RawDelete(pb::RawDelete { target: None, key: b"k".to_vec().into() })),
+            write_id: Some(pb::WriteId { client_id: "c".into(), sequence: 9 }),
+            proposed_at_ms: 1_700_000_000_000,
         };
         for payload in
             [EntryPayload::Blank, EntryPayload::Normal(FlareRequest(cmd)), EntryPayload::Membership(membership())]

@@ -68,6 +68,12 @@ pub enum FlareResponse {
         results: Vec<TxnOpResult>,
     },
     Rejected(NamespaceRejection),
+    /// A write id whose sequence is below its client's retained window:
+    /// whether it applied is no longer known, and it is not applied now.
+    StaleWrite {
+        sequence: u64,
+        oldest: u64,
+    },
 }
 
 /// The result of one transaction op.

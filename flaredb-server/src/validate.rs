@@ -31,6 +31,18 @@ pub fn value(limits: &Limits, value: &[u8]) -> Result<(), Status> {
     Ok(())
 }
 
+/// A write id's client id must be short (it is stored with each answer).
+pub fn write_id(id: &Option<flaredb_proto::v1::WriteId>) -> Result<(), Status> {
+    const MAX: usize = 128;
+    match id {
+        Some(w) if w.client_id.len() > MAX => Err(Status::invalid_argument(format!(
+            "write_id.client_id is {} bytes; the limit is {MAX} bytes",
+            w.client_id.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// `""` (the default namespace) or a valid name.
 pub fn namespace(name: &str) -> Result<(), Status> {
     if name.is_empty() {

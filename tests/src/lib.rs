@@ -223,6 +223,14 @@ impl Cluster {
         }
     }
 
+    /// Node `id` answers its next `writes` writes `delay` after they applied.
+    pub async fn delay_replies(&self, id: u64, delay: Duration, writes: u32) {
+        use flaredb_proto::testing::{faults_client::FaultsClient, SetReplyDelayRequest};
+        let mut c = FaultsClient::connect(format!("http://{}", self.addr(id))).await.expect("faults service");
+        let req = SetReplyDelayRequest { delay_ms: delay.as_millis() as u64, writes };
+        c.set_reply_delay(req).await.expect("set the reply delay");
+    }
+
     async fn push_faults(&self, id: u64) {
         use flaredb_proto::testing::{faults_client::FaultsClient, SetBlockedPeersRequest};
         if self.nodes[&id].proc.is_none() {

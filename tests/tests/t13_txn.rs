@@ -215,9 +215,12 @@ async fn grpcurl_scripts_a_transaction_with_the_documented_names() {
     assert!(out.contains(r#""succeeded": true"#) && rev > 0, "{out}");
     assert_eq!(out.matches(&format!(r#""version": "{rev}""#)).count(), 2, "{out}");
 
-    // Again: the compare fails (succeeded is false, so proto3 JSON omits it)
-    // and the failure branch reads the key.
-    let out = grpcurl(&addr, &create, "flaredb.v1.KvCas/Txn");
+    // Sent again with the same write id (a retry): the original answer, nothing applied.
+    let again = grpcurl(&addr, &create, "flaredb.v1.KvCas/Txn");
+    assert_eq!(again, out, "a retry with the same write id");
+    // A new write (sequence 2): the compare fails (succeeded is false, so
+    // proto3 JSON omits it) and the failure branch reads the key.
+    let out = grpcurl(&addr, &create.replace(r#""sequence":1"#, r#""sequence":2"#), "flaredb.v1.KvCas/Txn");
     assert!(!out.contains("succeeded") && out.contains(r#""found": true"#) && out.contains(&v1), "{out}");
 
     let next = rev + 1;

@@ -26,8 +26,11 @@ impl FlareNode {
     /// is not acknowledged yet. Nothing was proposed then, so the write waits
     /// (one lease at most) for the next acknowledgement and is tried again,
     /// instead of telling the client "no leader" right after a failover.
-    pub async fn propose(&self, cmd: pb::Command) -> Result<(FlareResponse, u64), NodeError> {
+    pub async fn propose(&self, mut cmd: pb::Command) -> Result<(FlareResponse, u64), NodeError> {
         let until = Instant::now() + self.lease;
+        // Only a leader's proposal reaches the log: its clock is the log's.
+        cmd.proposed_at_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         loop {
             let acked = self.metrics().last_quorum_acked.map(|t| *t);
             // A clone is cheap: values are `Bytes`.

@@ -93,7 +93,7 @@ impl FlareNode {
         // Retire the id first: if the removal then fails, the id is still a
         // member and refusing to re-add it costs nothing.
         let retire = pb::command::Cmd::RetireNode(pb::RetireNode { node_id: id });
-        self.propose(pb::Command { cmd: Some(retire) }).await?;
+        self.propose(pb::Command { cmd: Some(retire), ..Default::default() }).await?;
         let (voters, _) = self.membership_sets();
         let change = if voters.contains(&id) {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))

@@ -15,7 +15,11 @@ use flaredb_proto::raft as pb;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
 use super::db::{cf, CF_CAS, CF_RAW};
-use super::{history, sm_meta};
+use super::{
+    history,
+    session::{self, Sessions},
+    sm_meta,
+};
 use crate::{
     error::StoreError,
     keys,
@@ -26,7 +30,7 @@ use crate::{
 
 /// One batch being applied.
 pub struct ApplyBatch<'a> {
-    db: &'a DB,
+    pub(super) db: &'a DB,
     pub batch: WriteBatch,
     pub registry: Registry,
     /// Encoded cas key → staged (version, value) (None = deleted in this
@@ -39,6 +43,7 @@ pub struct ApplyBatch<'a> {
     pub retired: Vec<u64>,
     /// Changes of strong keys, in order, for the watch hub once written.
     pub events: Vec<ChangeEvent>,
+    pub(super) sessions: Sessions,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -51,6 +56,7 @@ impl<'a> ApplyBatch<'a> {
             raw_overlay: HashMap::new(),
             retired: Vec::new(),
             events: Vec::new(),
+            sessions: Sessions::default(),
         }
     }
 
@@ -187,10 +193,26 @@ impl<'a> ApplyBatch<'a> {
         Ok(info)
     }
 
-    /// Applies one command written at log `index`.
+    /// Applies one command written at log `index`; a write already applied
+    /// under the same write id answers as it did then (`session.rs`).
     pub fn command(&mut self, index: u64, cmd: &pb::Command) -> Result<FlareResponse, StoreError> {
+        let now = self.advance_clock(cmd.proposed_at_ms)?;
+        let Some(c) = &cmd.cmd else { return Ok(FlareResponse::None) };
+        let id = cmd.write_id.as_ref().filter(|w| !w.client_id.is_empty() && session::deduplicates(c));
+        if let Some(id) = id {
+            if let Some(answered) = self.deduplicated(id)? {
+                return Ok(answered);
+            }
+        }
+        let resp = self.apply_cmd(index, c)?;
+        if let Some(id) = id {
+            self.remember(id, &resp, now)?;
+        }
+        Ok(resp)
+    }
+
+    fn apply_cmd(&mut self, index: u64, cmd: &pb::command::Cmd) -> Result<FlareResponse, StoreError> {
         use pb::command::Cmd;
-        let Some(cmd) = &cmd.cmd else { return Ok(FlareResponse::None) };
         match cmd {
             Cmd::CasPut(c) => {
                 let found = match self.lookup(&c.target, Mode::Strong) {
@@ -287,7 +309,7 @@ mod tests {
     }
 
     fn cmd(c: pb::command::Cmd) -> pb::Command {
-        pb::Command { cmd: Some(c) }
+        pb::Command { cmd: Some(c), ..Default::default() }
     }
 
     #[test]

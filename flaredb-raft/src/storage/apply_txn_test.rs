@@ -29,7 +29,10 @@ impl Sm {
     /// Applies `cmds` as one batch at indexes `first..` and writes it.
     fn apply(&mut self, first: u64, cmds: Vec<Cmd>) -> Vec<FlareResponse> {
         let mut b = ApplyBatch::new(&self.db, self.registry.clone());
-        let answers = (first..).zip(cmds).map(|(i, c)| b.command(i, &pb::Command { cmd: Some(c) }).unwrap()).collect();
+        let answers = (first..)
+            .zip(cmds)
+            .map(|(i, c)| b.command(i, &pb::Command { cmd: Some(c), ..Default::default() }).unwrap())
+            .collect();
         self.registry = b.registry;
         self.db.write(b.batch).unwrap();
         answers
@@ -296,7 +299,7 @@ fn only_a_transaction_that_puts_creates_its_namespace() {
         txn("c", vec![], vec![del("k"), del_prefix(b"k")], vec![]),
     ];
     for (i, c) in no_create.into_iter().enumerate() {
-        let resp = batch.command(1 + i as u64, &pb::Command { cmd: Some(c) }).unwrap();
+        let resp = batch.command(1 + i as u64, &pb::Command { cmd: Some(c), ..Default::default() }).unwrap();
         assert!(matches!(resp, FlareResponse::Txn { .. }), "{resp:?}");
     }
     assert_eq!(batch.registry.list().count(), 1, "a transaction that did not put created a namespace");
@@ -304,7 +307,7 @@ fn only_a_transaction_that_puts_creates_its_namespace() {
 
     // Ops before the first put see an empty namespace; the put creates it.
     let cmd = txn("d", vec![], vec![get("k"), del("k"), put("k", "v"), get("k")], vec![]);
-    let got = results(batch.command(5, &pb::Command { cmd: Some(cmd) }).unwrap());
+    let got = results(batch.command(5, &pb::Command { cmd: Some(cmd), ..Default::default() }).unwrap());
     assert_eq!(
         got,
         [absent("k"), TxnOpResult::Delete { deleted: 0 }, TxnOpResult::Put { version: 5 }, found("k", 5, "v")]

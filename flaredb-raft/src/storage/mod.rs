@@ -9,6 +9,7 @@ pub mod fail_point;
 pub mod history;
 pub mod log_store;
 pub mod read;
+mod session;
 pub mod sm_meta;
 pub mod snapshot;
 mod snapshot_build;
@@ -43,6 +44,9 @@ mod install_recovery_test;
 
 #[cfg(test)]
 mod restore_test;
+
+#[cfg(test)]
+mod session_test;
 
 #[cfg(test)]
 mod snapshot_cleanup_test;

@@ -79,7 +79,7 @@ fn command(index: u64) -> pb::Command {
         // Expected version 0: succeeds on new keys, answers a conflict on existing ones.
         _ => Cmd::CasPut(pb::CasPut { target: target("st"), key, value: vec![7; 60].into(), expected_version: 0 }),
     };
-    pb::Command { cmd: Some(cmd) }
+    pb::Command { cmd: Some(cmd), ..Default::default() }
 }
 
 /// What a snapshot directory and its state machine look like at rest: no

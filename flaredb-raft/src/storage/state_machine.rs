@@ -26,7 +26,7 @@ use rocksdb::DB;
 use super::{
     apply::ApplyBatch,
     db::blocking,
-    history, sm_meta,
+    history, session, sm_meta,
     snapshot::{SnapshotDir, SnapshotFile},
     snapshot_trigger::{BytesSinceSnapshot, SnapshotTrigger},
 };
@@ -57,6 +57,10 @@ fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig
     let mut answers = Vec::with_capacity(batch.len());
     let mut last = None;
     for (entry, responder) in batch {
+        // At the same entry on every replica, against the replicated clock.
+        if entry.log_id.index.is_multiple_of(session::EXPIRE_EVERY) {
+            ab.expire_sessions()?;
+        }
         let resp = match &entry.payload {
             EntryPayload::Blank => FlareResponse::None,
             EntryPayload::Normal(req) => ab.command(entry.log_id.index, &req.0)?,
@@ -72,6 +76,7 @@ fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig
     if let Some(last) = last {
         sm_meta::put_last_applied(db, &mut ab.batch, &last)?;
     }
+    ab.finish_sessions()?;
     db.write(ab.batch)?;
     let last = last.map_or(0, |l| l.index);
     Ok(Applied { registry: ab.registry, retired: ab.retired, answers, events: ab.events, last })

@@ -125,9 +125,25 @@ impl Ctx {
     /// Replicates `cmd`. A deadline without commit, or a fatal error after
     /// proposing, answers that the outcome is unknown.
     pub async fn propose(&self, cmd: pb::command::Cmd) -> Result<FlareResponse, Status> {
-        let fut = self.node.propose(pb::Command { cmd: Some(cmd) });
-        match tokio::time::timeout(self.timeout, fut).await {
+        self.propose_once(cmd, None).await
+    }
+
+    /// `propose` for a write carrying a write id: a retry of one that
+    /// applied answers what it answered then.
+    pub async fn propose_once(
+        &self,
+        cmd: pb::command::Cmd,
+        write_id: Option<flaredb_proto::v1::WriteId>,
+    ) -> Result<FlareResponse, Status> {
+        let write_id = write_id.map(|w| pb::WriteId { client_id: w.client_id, sequence: w.sequence });
+        let fut = self.node.propose(pb::Command { cmd: Some(cmd), write_id, ..Default::default() });
+        let answer = tokio::time::timeout(self.timeout, fut).await;
+        if let (Ok(Ok(_)), Some(delay)) = (&answer, self.node.faults().and_then(|f| f.take_reply_delay())) {
+            tokio::time::sleep(delay).await;
+        }
+        match answer {
             Ok(Ok((FlareResponse::Rejected(r), _))) => Err(status::rejection(r)),
+            Ok(Ok((FlareResponse::StaleWrite { sequence, oldest }, _))) => Err(status::stale_write(sequence, oldest)),
             Ok(Ok((resp, _))) => Ok(resp),
             Ok(Err(e)) => Err(status::write_error(e)),
             Err(_) => Err(status::write_timeout(self.timeout)),

@@ -1,9 +1,12 @@
-//! `flaredb.testing.v1.Faults`: cuts Raft links for fault tests. Registered
+//! `flaredb.testing.v1.Faults`: cuts Raft links and delays write answers for fault tests. Registered
 //! only when the server runs with --enable-fault-injection.
 
 use std::sync::Arc;
 
-use flaredb_proto::testing::{faults_server::Faults as FaultsRpc, SetBlockedPeersRequest, SetBlockedPeersResponse};
+use flaredb_proto::testing::{
+    faults_server::Faults as FaultsRpc, SetBlockedPeersRequest, SetBlockedPeersResponse, SetReplyDelayRequest,
+    SetReplyDelayResponse,
+};
 use flaredb_raft::network::Faults;
 use tonic::{Request, Response, Status};
 
@@ -21,5 +24,15 @@ impl FaultsRpc for FaultsService {
         tracing::warn!(blocked = ?ids, "fault injection: Raft links cut");
         self.faults.set_blocked(ids);
         Ok(Response::new(SetBlockedPeersResponse {}))
+    }
+
+    async fn set_reply_delay(
+        &self,
+        req: Request<SetReplyDelayRequest>,
+    ) -> Result<Response<SetReplyDelayResponse>, Status> {
+        let r = req.into_inner();
+        tracing::warn!(delay_ms = r.delay_ms, writes = r.writes, "fault injection: write answers delayed");
+        self.faults.set_reply_delay(std::time::Duration::from_millis(r.delay_ms), r.writes);
+        Ok(Response::new(SetReplyDelayResponse {}))
     }
 }

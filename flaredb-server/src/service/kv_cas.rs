@@ -33,6 +33,7 @@ impl KvCas for KvCasService {
         validate::key(&ctx.limits, &r.key)?;
         validate::value(&ctx.limits, &r.value)?;
         validate::namespace(&r.namespace)?;
+        validate::write_id(&r.write_id)?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
@@ -48,7 +49,7 @@ impl KvCas for KvCasService {
             value: r.value,
             expected_version: r.expected_version,
         });
-        match ctx.propose(cmd).await? {
+        match ctx.propose_once(cmd, r.write_id).await? {
             FlareResponse::Cas { success, current_version, new_version } => {
                 Ok(Response::new(CasResponse { success, current_version, new_version }))
             }
@@ -106,6 +107,7 @@ impl KvCas for KvCasService {
         let r = req.get_ref();
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
+        validate::write_id(&r.write_id)?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
@@ -120,7 +122,7 @@ impl KvCas for KvCasService {
             key: r.key,
             expected_version: r.expected_version,
         });
-        match ctx.propose(cmd).await? {
+        match ctx.propose_once(cmd, r.write_id).await? {
             FlareResponse::CasDelete { success, current_version } => {
                 Ok(Response::new(CasDeleteResponse { success, current_version }))
             }
@@ -131,14 +133,16 @@ impl KvCas for KvCasService {
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let ctx = &self.ctx;
         validate_txn::txn(&ctx.limits, req.get_ref())?;
+        validate::write_id(&req.get_ref().write_id)?;
         ctx.precheck(&req.get_ref().namespace, Mode::Strong)?;
         let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).txn(q).await }).await {
             Ok(forwarded) => return forwarded,
             Err(req) => req,
         };
-        let r = req.into_inner();
+        let mut r = req.into_inner();
+        let write_id = r.write_id.take();
         let cmd = txn::command(ctx.target(&r.namespace), r);
-        match ctx.propose(cmd).await? {
+        match ctx.propose_once(cmd, write_id).await? {
             FlareResponse::Txn { succeeded, revision, results } => {
                 Ok(Response::new(txn::response(succeeded, revision, results, ctx.limits.max_message_bytes)?))
             }
