@@ -13,6 +13,7 @@ use crate::{
     bank,
     lincheck::{check, OpKind, Outcome},
     wait_until,
+    watchers::Watchers,
     workload::{fault_client, seed, spawn_workers, Recorder, Rng},
     Cluster, ClusterOpts, DEADLINE,
 };
@@ -55,7 +56,11 @@ pub enum Workload {
     /// Multi-key transfers and audits in transactions (see [`bank`]), with
     /// single-key operations mixed in.
     Bank,
+    /// The CAS workload followed by watchers (see [`crate::watchers`]).
+    Watch,
 }
+
+const WATCHERS: usize = 3;
 
 const NAMESPACE: &str = "fault";
 
@@ -82,13 +87,16 @@ pub async fn run_with(schedule: Schedule, nodes: u64, workload: Workload) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let (workers, bank) = match workload {
-        Workload::Cas => (spawn_workers(&rec, c.endpoints(), NAMESPACE, KEYS, CLIENTS, seed, stop.clone()), None),
+        Workload::Cas | Workload::Watch => {
+            (spawn_workers(&rec, c.endpoints(), NAMESPACE, KEYS, CLIENTS, seed, stop.clone()), None)
+        }
         Workload::Bank => {
             bank::open_accounts(c.endpoints(), NAMESPACE).await;
             let (w, stats) = bank::spawn_workers(&rec, c.endpoints(), NAMESPACE, KEYS, CLIENTS, seed, stop.clone());
             (w, Some(stats))
         }
     };
+    let watchers = (workload == Workload::Watch).then(|| Watchers::spawn(&c.endpoints(), NAMESPACE, WATCHERS));
     let ops = || rec.len() + bank.as_ref().map_or(0, |b| b.ops());
 
     for _ in 0..rounds() {
@@ -133,6 +141,11 @@ pub async fn run_with(schedule: Schedule, nodes: u64, workload: Workload) {
         bank::final_audit(c.endpoints(), NAMESPACE, seed).await;
         let moved = stats.transfers_ok.load(std::sync::atomic::Ordering::Relaxed);
         assert!(moved > 0, "seed={seed}: no transfer succeeded: {}", stats.summary());
+    }
+    if let Some(w) = watchers {
+        let applied = fault_client(c.endpoints()).status().await.map_or(0, |s| s.applied_index);
+        let events = w.verify(&history, applied, seed).await;
+        eprintln!("fault suite: {schedule:?}: {WATCHERS} watchers each saw all {events} changes in order");
     }
     converged(&c, seed).await;
 }

@@ -9,6 +9,7 @@ pub mod kv_suite;
 pub mod lincheck;
 mod process;
 mod wait;
+pub mod watchers;
 pub mod workload;
 
 pub use grpcurl::{b64, grpcurl, grpcurl_run, grpcurl_run_with};
