@@ -247,3 +247,61 @@ async fn a_watch_continues_without_gap_or_duplicate_when_its_node_is_killed() {
     let missing: Vec<_> = acked.lock().unwrap().difference(&got_set).cloned().collect();
     assert!(missing.is_empty(), "acknowledged writes missing from the watch: {missing:?}");
 }
+
+#[tokio::test]
+async fn a_node_that_installs_a_snapshot_ends_its_watchers_and_they_resume_elsewhere() {
+    let opts =
+        ClusterOpts { snapshot_logs_since_last: 50, max_logs_to_keep: 10, fault_injection: true, ..Default::default() };
+    let mut c = Cluster::start_with(3, opts).await;
+    let leader = c.wait_leader().await;
+    let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    // A watcher attached to the node that will install a snapshot first.
+    let mut endpoints = vec![c.addr(lagging)];
+    endpoints.extend((1..=3).filter(|id| *id != lagging).map(|id| c.addr(id)));
+    let watcher = RdbClient::with_config(endpoints, flaredb_tests::test_client_config()).unwrap();
+    let seen = collect(&watcher, "i/", true, 1);
+    let client = c.client();
+    for i in 0..10 {
+        client.cas_put(format!("i/{i}"), "v", 0).await.unwrap();
+    }
+    wait_for(&seen, 10).await;
+
+    // Cut it off while the others write past a snapshot and purge the log.
+    let others: Vec<u64> = (1..=3).filter(|id| *id != lagging).collect();
+    c.partition(&[&[lagging], &others]).await;
+    for i in 10..190 {
+        client.cas_put(format!("i/{i}"), "v", 0).await.unwrap();
+    }
+    // A snapshot now; the log before it (but the last 10 entries) is purged
+    // once no replication uses it.
+    c.client_for(leader).snapshot().await.unwrap();
+    let behind = c.client_for(lagging).status().await.unwrap().applied_index;
+    let leader_client = c.client_for(leader);
+    let mut i = 190;
+    wait_until("the leader purged past the cut-off node", DEADLINE, || {
+        i += 1;
+        let (client, leader_client, key) = (client.clone(), leader_client.clone(), format!("i/{}", i - 1));
+        async move {
+            client.cas_put(key, "v", 0).await.ok()?;
+            (leader_client.status().await.ok()?.purged_index > behind).then_some(())
+        }
+    })
+    .await;
+    let last = client.cas_get(format!("i/{}", i - 1)).await.unwrap().unwrap().version;
+    c.heal().await;
+    c.wait_applied(lagging, last).await;
+
+    // It caught up by a snapshot: its history starts after it.
+    let oldest = c.client_for(lagging).status().await.unwrap().oldest_watch_revision;
+    assert!(oldest > 1, "node {lagging} did not install a snapshot (oldest watch revision {oldest})");
+    let mut raw = KvCasClient::connect(format!("http://{}", c.addr(lagging))).await.unwrap();
+    let req = pb::WatchRequest { key: "i/".into(), prefix: true, start_version: 1, ..Default::default() };
+    assert_eq!(raw.watch(req).await.expect_err("history before the snapshot").code(), tonic::Code::OutOfRange);
+
+    // The watcher moved on without a gap or a duplicate.
+    let events = wait_for(&seen, i).await;
+    let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    assert_eq!(events.len(), i, "{versions:?}");
+    assert_eq!(versions.last(), Some(&last));
+}

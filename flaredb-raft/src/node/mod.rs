@@ -59,6 +59,7 @@ pub struct NodeStatus {
     pub term: u64,
     pub last_log_index: u64,
     pub applied_index: u64,
+    pub purged_index: u64,
     pub members: Vec<MemberStatus>,
 }
 
@@ -274,6 +275,7 @@ impl FlareNode {
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: m.last_applied.map_or(0, |id| id.index),
+            purged_index: m.purged.map_or(0, |id| id.index),
             members,
         }
     }

@@ -82,6 +82,7 @@ impl Admin for AdminService {
             term: s.term,
             last_log_index: s.last_log_index,
             applied_index: s.applied_index,
+            purged_index: s.purged_index,
             members: members(&self.ctx),
             oldest_watch_revision: self.ctx.node.watch_floor().map_err(status::node_error)?,
         }))
