@@ -92,6 +92,10 @@ pub(super) struct Sessions {
     clock_dirty: bool,
     metas: HashMap<String, SessionMeta>,
     replies: HashMap<Vec<u8>, Vec<u8>>,
+    /// Clients expired in this batch: their stored answers, deleted by the
+    /// batch, must not be read back from RocksDB before it is written (a
+    /// replica that applied the expiry in an earlier batch would not).
+    expired: std::collections::HashSet<String>,
 }
 
 fn read_u64(raw: Option<impl AsRef<[u8]>>) -> Result<u64, StoreError> {
@@ -146,6 +150,7 @@ impl ApplyBatch<'_> {
         let key = reply_key(&id.client_id, id.sequence);
         let raw = match self.sessions.replies.get(&key) {
             Some(raw) => Some(raw.clone()),
+            None if self.sessions.expired.contains(&id.client_id) => None,
             None => self.db.get_cf(cf(self.db, CF_SM_META)?, &key)?,
         };
         let Some(raw) = raw else { return Ok(None) };
@@ -200,8 +205,9 @@ impl ApplyBatch<'_> {
             end.extend_from_slice(&[0xFF; 9]);
             self.batch.delete_range_cf(sm, &prefix, &end);
             self.batch.delete_cf(sm, meta_key(&client));
-            self.sessions.metas.insert(client, SessionMeta::default());
+            self.sessions.metas.insert(client.clone(), SessionMeta::default());
             self.sessions.replies.retain(|k, _| !k.starts_with(&prefix));
+            self.sessions.expired.insert(client);
         }
         Ok(())
     }

@@ -128,6 +128,16 @@ fn idle_sessions_expire_by_the_replicated_clock() {
         sm.one(put("x", "v", sm.version("x")), None, late);
     }
     sm.one(put("x", "v", sm.version("x")), None, late);
+    // Expiry and a retry in one batch decide as in two: forgotten either way.
+    let mut one_batch = Sm::new();
+    one_batch.one(put("k", "a", 0), id("old", 1), t0);
+    let mut cmds = Vec::new();
+    while !(one_batch.index + cmds.len() as u64 + 1).is_multiple_of(session::EXPIRE_EVERY) {
+        cmds.push((put(&format!("x{}", cmds.len()), "v", 0), None, late));
+    }
+    cmds.push((put("k", "a", 0), id("old", 1), late));
+    let answers = one_batch.apply(cmds);
+    assert!(matches!(answers.last(), Some(FlareResponse::Cas { success: false, .. })), "{:?}", answers.last());
     // Forgotten: the same id applies as new (and fails its compare now).
     assert!(matches!(sm.one(put("k", "a", 0), id("old", 1), late), FlareResponse::Cas { success: false, .. }));
     // The clock never goes back: an older proposal time does not revive it.
