@@ -8,7 +8,7 @@
 //! has it, the stream ends with [`ClientError::Compacted`], and the caller
 //! re-reads (e.g. `scan_prefix`) and watches again from the version read.
 
-use std::time::Instant;
+use std::{collections::HashSet, time::Instant};
 
 use bytes::Bytes;
 use flaredb_proto::v1::{self as pb, kv_cas_client::KvCasClient};
@@ -91,7 +91,7 @@ impl WatchBuilder {
 
 /// Where the watch resumes: at `revision`, skipping the `delivered` events of
 /// it already passed on (a node sends one revision's events in the same order).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Position {
     revision: u64,
     delivered: usize,
@@ -113,19 +113,30 @@ impl Attach {
         self.at = Position { revision: self.b.from, delivered: 0 };
         let mut backoff = conn.config.backoff_initial;
         let mut failing_since: Option<Instant> = None;
-        let mut tried_since_compacted = 0;
+        // Since the watch last moved: endpoints whose history is too short,
+        // and endpoints that failed otherwise (down, unreachable).
+        let mut compacted: HashSet<String> = HashSet::new();
+        let mut failed: HashSet<String> = HashSet::new();
         loop {
             let addr = conn.next_endpoint();
+            let before = self.at;
             let status = match self.follow(&addr, out).await {
                 Ok(()) => return Ok(()),
                 Err(Ok(status)) => status,
                 Err(Err(Closed)) => return Ok(()),
             };
+            if self.at != before {
+                // It moved: earlier failures are behind it.
+                (failing_since, backoff) = (None, conn.config.backoff_initial);
+                compacted.clear();
+                failed.clear();
+            }
             match status.code() {
                 Code::OutOfRange => {
-                    tried_since_compacted += 1;
-                    // Every endpoint lacks the revision: only a re-read helps.
-                    if tried_since_compacted >= conn.endpoint_count() {
+                    failed.remove(&addr);
+                    compacted.insert(addr.clone());
+                    // No reachable endpoint has the revision: only a re-read helps.
+                    if compacted.len() + failed.len() >= conn.endpoint_count() {
                         let oldest = header(&status, "flaredb-oldest-revision").unwrap_or(0);
                         return Err(ClientError::Compacted { oldest, message: status.message().to_string() });
                     }
@@ -140,7 +151,9 @@ impl Attach {
                 | Code::Internal => {}
                 _ => return Err(ClientError::from_status(&status)),
             }
-            tried_since_compacted = 0;
+            if !compacted.contains(&addr) {
+                failed.insert(addr.clone());
+            }
             let since = *failing_since.get_or_insert_with(Instant::now);
             if since.elapsed() > conn.config.retry_budget {
                 return Err(ClientError::Unavailable(format!(
@@ -150,14 +163,10 @@ impl Attach {
                 )));
             }
             tracing::debug!(%addr, code = ?status.code(), revision = self.at.revision, "re-attaching watch");
+            // Cut off for falling behind: resume at once.
             if status.code() != Code::ResourceExhausted {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(conn.config.backoff_max);
-            }
-            if self.at.revision > 0 {
-                // Something was received: the last failure is behind us.
-                failing_since = None;
-                backoff = conn.config.backoff_initial;
             }
         }
     }

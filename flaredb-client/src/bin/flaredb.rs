@@ -4,11 +4,18 @@
 // file for another binary; keep the module in a directory of its own.
 #[path = "flaredb/txn_json.rs"]
 mod txn_json;
+#[path = "flaredb/watch_json.rs"]
+mod watch_json;
 
-use std::{collections::BTreeSet, io::Read, path::PathBuf};
+use std::{
+    collections::BTreeSet,
+    io::{ErrorKind, Read, Write},
+    path::PathBuf,
+};
 
 use clap::{Parser, Subcommand};
-use flaredb_client::{ClientError, NamespaceMode, RdbClient};
+use flaredb_client::{ClientError, NamespaceMode, RdbClient, WatchEventKind};
+use futures::StreamExt;
 
 #[derive(Parser)]
 #[command(name = "flaredb", version, about = "Command-line client for FlareDB")]
@@ -72,6 +79,37 @@ enum Cmd {
     Txn {
         /// The document; stdin when absent or `-`.
         file: Option<PathBuf>,
+    },
+    /// Streams the changes of KEY (or of every key under it, with --prefix)
+    /// as JSON, one line per event, until interrupted or an error:
+    ///
+    ///   {"type":"PUT","key":"svc/a","value":"10.0.0.1:80","version":12,"prev_version":0}
+    ///   {"type":"DELETE","key":"svc/a","version":14,"prev_version":12}
+    ///   {"type":"PROGRESS","version":20}   (only with --progress)
+    ///
+    /// `version` is the change's revision (events of one transaction share it);
+    /// `prev_version` is the key's version before it (0 = absent). Events come
+    /// in revision order with no gap and no duplicate, also when the node
+    /// serving the watch fails and another one takes over. Keys and values are
+    /// text; bytes that are not UTF-8 become U+FFFD.
+    ///
+    /// Without --from the watch starts now. If the changes it still needs are
+    /// no longer kept by any node, it fails: re-read the keys (get / scan) and
+    /// watch again from after the version read.
+    #[command(verbatim_doc_comment)]
+    Watch {
+        /// The key, or the prefix with --prefix (an empty prefix: every key).
+        key: String,
+        /// Watch every key that starts with KEY.
+        #[arg(long)]
+        prefix: bool,
+        /// The first revision to print (changes with version >= it); 0 = from now.
+        /// To resume after an event at version V, use V + 1.
+        #[arg(long = "from", value_name = "VERSION", default_value_t = 0)]
+        from: u64,
+        /// Also print progress events: every change up to `version` has been printed.
+        #[arg(long)]
+        progress: bool,
     },
     RawPut {
         key: String,
@@ -183,6 +221,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             let out = serde_json::to_string(&parsed.output(r)).expect("the output serializes");
             println!("{out}");
         }
+        Cmd::Watch { key, prefix, from, progress } => watch(&client, key, prefix, from, progress).await?,
         Cmd::RawPut { key, value } => client.raw_put(key, value).await?,
         Cmd::RawGet { key } => println!("{}", client.raw_get(key).await?.map_or("(absent)".into(), |v| text(&v))),
         Cmd::RawDelete { key } => println!("{}", if client.raw_delete(key).await? { "deleted" } else { "absent" }),
@@ -222,6 +261,42 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+/// Prints the events of a watch as JSON lines until it fails. A reader that
+/// goes away (`| head -n 3`) ends it quietly: that is how a pipe says "enough".
+async fn watch(client: &RdbClient, key: String, prefix: bool, from: u64, progress: bool) -> Result<(), ClientError> {
+    let mut w = client.watch(key).from_version(from);
+    if prefix {
+        w = w.prefix();
+    }
+    let mut events = std::pin::pin!(w.start());
+    while let Some(e) = events.next().await {
+        let e = e.map_err(|e| match e {
+            // The client already tried every endpoint: say what to do next in this CLI's terms.
+            ClientError::Compacted { oldest, message } => ClientError::Compacted {
+                oldest,
+                message: format!(
+                    "{message}\nflaredb: no node still has the changes this watch needs; re-read the keys \
+                     (`flaredb get` / `flaredb scan`) and watch again with a later --from (revisions before \
+                     {oldest} are gone)"
+                ),
+            },
+            e => e,
+        })?;
+        if e.kind == WatchEventKind::Progress && !progress {
+            continue;
+        }
+        // Flushed per line: a consumer reading a pipe sees each event as it happens.
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{}", watch_json::line(&e)).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::BrokenPipe => return Ok(()),
+            Err(err) => return Err(ClientError::Unavailable(format!("writing to stdout: {err}"))),
+        }
+    }
+    // The stream only ends after an error, which it yields first.
+    Err(ClientError::Unavailable("the watch ended without a reason".into()))
 }
 
 #[tokio::main]
