@@ -16,6 +16,13 @@ async fn a_data_dir_from_another_cluster_is_refused() {
     let victim = if leader == 3 { 2 } else { 3 };
     ours.kill(victim);
     let mut other = other;
+    // Applied there before it stops: an acknowledged write is only known to
+    // be committed on a majority, which need not include the victim yet.
+    let there = other.client_for(victim).namespace("theirs");
+    wait_until("the foreign write applied on the victim", DEADLINE, || async {
+        (there.raw_get("k").await.ok()?.as_deref() == Some(&b"foreign"[..])).then_some(())
+    })
+    .await;
     other.kill(victim);
     // Started without --initial-cluster (a node with data ignores it anyway:
     // see the next test), so only the peers can tell.
