@@ -183,7 +183,12 @@ impl Attach {
         let mut stream = KvCasClient::new(channel).watch(req).await.map_err(Ok)?.into_inner();
         let mut skip = self.at.delivered;
         loop {
-            let msg = match stream.message().await {
+            // A consumer that dropped the stream ends the watch now, not at the next message.
+            let next = tokio::select! {
+                _ = out.closed() => return Err(Err(Closed)),
+                next = stream.message() => next,
+            };
+            let msg = match next {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(Ok(Status::unavailable(format!("watch stream from {addr} ended")))),
                 Err(s) => return Err(Ok(s)),
