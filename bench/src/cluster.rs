@@ -130,12 +130,7 @@ impl LocalCluster {
 
     /// CPU time (user + system, in clock ticks) node `id` has used so far.
     pub fn cpu_ticks(&self, id: u64) -> Option<u64> {
-        let pid = self.children.get(&id)?.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces): state is the 1st, utime the 12th.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        crate::resources::cpu_ticks(self.children.get(&id)?.id())
     }
 
     /// Each running node's current term.

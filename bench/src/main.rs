@@ -10,6 +10,7 @@ mod recovery;
 mod resources;
 mod rolling;
 mod target;
+mod watch;
 mod workload;
 
 use std::{sync::Arc, time::Duration};
@@ -30,7 +31,8 @@ struct Args {
     /// flaredb-server binary for --nodes (default: next to this binary, then ../target/release).
     #[arg(long)]
     server_bin: Option<std::path::PathBuf>,
-    /// Also run every workload against etcd at this endpoint (e.g. 127.0.0.1:2379).
+    /// Also run every workload against etcd at this endpoint (e.g. 127.0.0.1:2379);
+    /// for `--scenario watch`, every member's, comma-separated.
     #[arg(long)]
     etcd: Option<String>,
     /// Client concurrencies to run each workload at.
@@ -57,9 +59,20 @@ struct Args {
     /// --clients writers; terms before and after) or `rolling-restart`
     /// (SIGTERM and restart each node under that load; longest write stall)
     /// or `bulk-load` (--keys distinct keys by the first --clients writers into
-    /// 3 nodes, then into --etcd: rate, disk, RSS, restart).
+    /// 3 nodes, then into --etcd: rate, disk, RSS, restart) or `watch` (event
+    /// latency to --watchers watchers on a follower; --idle-watchers on the
+    /// leader next to a CAS load from the largest --clients; then on --etcd).
     #[arg(long)]
     scenario: Option<Scenario>,
+    /// Watchers of the written prefix in `--scenario watch`, one run per count.
+    #[arg(long, value_delimiter = ',', default_value = "1,1000")]
+    watchers: Vec<usize>,
+    /// Idle watchers opened on the leader in `--scenario watch`.
+    #[arg(long, default_value_t = 10_000)]
+    idle_watchers: usize,
+    /// Puts per second of the watched writer in `--scenario watch` (0: back to back).
+    #[arg(long, default_value_t = 200)]
+    watch_rate: u32,
     /// Keys for `--scenario bulk-load`.
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
@@ -77,6 +90,22 @@ enum Scenario {
     Steady,
     RollingRestart,
     BulkLoad,
+    Watch,
+}
+
+fn watch_args(args: &Args) -> watch::WatchArgs {
+    let etcd = args.etcd.iter().flat_map(|e| e.split(',')).map(str::to_string).collect();
+    watch::WatchArgs {
+        watchers: args.watchers.clone(),
+        idle: args.idle_watchers,
+        rate: args.watch_rate,
+        duration: Duration::from_secs(args.seconds),
+        clients: args.clients.iter().copied().max().unwrap_or(64),
+        value_size: args.value_size,
+        server_bin: args.server_bin.clone(),
+        config: args.server_config.clone(),
+        etcd,
+    }
 }
 
 #[tokio::main]
@@ -96,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
             let a = bulk::BulkArgs { keys, writers: clients, value_size, server_bin: bin, config, etcd };
             return bulk::run(a).await;
         }
+        Some(Scenario::Watch) => return watch::run(watch_args(&args)).await,
         None => {}
     }
     if let Some(keys) = args.recovery_keys {

@@ -35,6 +35,15 @@ pub fn rss_bytes(pid: u32) -> u64 {
     kb.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) * 1024
 }
 
+/// CPU time (user + system, in clock ticks of 1/100 s) process `pid` has used so far.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is the 1st, utime the 12th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 /// The process whose command line names `dir` (how an etcd member started
 /// elsewhere is found from its --data-dir).
 pub fn pid_using(dir: &Path) -> Option<u32> {
@@ -107,4 +116,33 @@ pub fn mb(bytes: u64) -> String {
 /// "a / b / c" for one figure per member.
 pub fn per_member(values: &[u64]) -> String {
     values.iter().map(|v| mb(*v)).collect::<Vec<_>>().join(" / ")
+}
+
+/// The process listening on TCP `port` (how an etcd member started elsewhere
+/// is found from its client URL): the socket's inode from /proc/net/tcp*,
+/// then the process holding it.
+pub fn pid_listening(port: u16) -> Option<u32> {
+    const LISTEN: &str = "0A";
+    let inodes: HashSet<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+                    (local_port == port && *f.get(3)? == LISTEN).then(|| f.get(9).map(|i| i.to_string()))?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let sockets: HashSet<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let mut fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten();
+        fds.any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| sockets.contains(l.to_string_lossy().as_ref())))
+            .then_some(pid)
+    })
 }
