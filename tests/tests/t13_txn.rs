@@ -246,3 +246,35 @@ async fn grpcurl_scripts_a_transaction_with_the_documented_names() {
     let (ok, _, err) = grpcurl_run(&addr, Some(r#"{"success":[{"deletePrefix":{}}]}"#), &["flaredb.v1.KvCas/Txn"]);
     assert!(!ok && err.contains("InvalidArgument") && err.contains("non-empty prefix"), "{err}");
 }
+
+#[tokio::test]
+async fn a_transaction_of_128_ops_applies_whole_and_is_watched_as_one_revision() {
+    use futures::StreamExt;
+    let c = Cluster::start(3).await;
+    let client = c.client().namespace("big");
+    // A watcher on another node than the first endpoint, from revision 1.
+    let watcher = c.client_for(3).namespace("big");
+    let mut events = Box::pin(watcher.watch("item/").prefix().from_version(1).start());
+    let ops: Vec<TxnOp> = (0..128).map(|i| TxnOp::put(format!("item/{i:03}"), format!("v{i}"))).collect();
+    let r = client.txn().and_then(ops).commit().await.expect("a 128-op transaction (the default limit)");
+    assert!(r.succeeded && r.results.len() == 128, "{r:?}");
+    assert!(r.results.iter().all(|x| *x == TxnOpResult::Put { version: r.revision }));
+    assert_eq!(client.scan_prefix("item/").await.unwrap().len(), 128);
+    // 129 ops is over the limit, and nothing of it applies.
+    let over: Vec<TxnOp> = (0..129).map(|i| TxnOp::put(format!("over/{i}"), "v")).collect();
+    invalid(client.txn().and_then(over).commit().await, "max_txn_ops");
+    assert!(client.scan_prefix("over/").await.unwrap().is_empty());
+
+    let mut seen = Vec::new();
+    while seen.len() < 128 {
+        let e = tokio::time::timeout(Duration::from_secs(30), events.next()).await.expect("watch events in time");
+        let e = e.expect("stream open").expect("watch ok");
+        if e.kind != flaredb_client::WatchEventKind::Progress {
+            seen.push(e);
+        }
+    }
+    assert!(seen.iter().all(|e| e.version == r.revision), "one revision for the whole transaction");
+    let keys: Vec<String> = seen.iter().map(|e| String::from_utf8_lossy(&e.key).into_owned()).collect();
+    let want: Vec<String> = (0..128).map(|i| format!("item/{i:03}")).collect();
+    assert_eq!(keys, want, "the transaction's events in op order");
+}
