@@ -305,3 +305,21 @@ async fn a_node_that_installs_a_snapshot_ends_its_watchers_and_they_resume_elsew
     assert_eq!(events.len(), i, "{versions:?}");
     assert_eq!(versions.last(), Some(&last));
 }
+
+#[tokio::test]
+async fn a_dropped_watch_is_unregistered_at_once() {
+    // Progress events only every 10 minutes: nothing else would wake an idle watch.
+    let opts = ClusterOpts { extra_toml: "watch_progress_ms = 600000\n".into(), ..Default::default() };
+    let c = Cluster::start_with(1, opts).await;
+    let client = c.client();
+    let watchers = || async { client.status().await.ok().map(|s| s.watchers) };
+    let mut events = Box::pin(client.watch("idle/").prefix().start());
+    // Registered once the first (progress) message arrived.
+    events.next().await.expect("open").expect("the starting progress event");
+    assert_eq!(watchers().await, Some(1));
+    drop(events);
+    wait_until("the dropped watch is unregistered", Duration::from_secs(5), || async {
+        (watchers().await? == 0).then_some(())
+    })
+    .await;
+}

@@ -85,6 +85,7 @@ impl Admin for AdminService {
             purged_index: s.purged_index,
             members: members(&self.ctx),
             oldest_watch_revision: self.ctx.node.watch_floor().map_err(status::node_error)?,
+            watchers: self.ctx.node.watch_hub().watchers() as u64,
         }))
     }
 
