@@ -93,7 +93,7 @@ impl Conn {
         Ok(Arc::new(conn))
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
+    pub(crate) fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
         self.channels.get(addr).map_err(|e| ClientError::InvalidEndpoint(e.0))
     }
 
@@ -105,10 +105,6 @@ impl Conn {
         }
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         (Some(pb::WriteId { client_id: self.client_id.clone(), sequence }), Retry::Deduplicated)
-    }
-
-    pub(crate) fn channel_for(&self, addr: &str) -> Result<Channel, ClientError> {
-        self.channel(addr)
     }
 
     /// The next endpoint in turn (for calls any node serves).

@@ -173,7 +173,7 @@ impl Attach {
 
     /// One attachment, until it ends: `Err(Ok(status))` says why.
     async fn follow(&mut self, addr: &str, out: &Out) -> Result<(), Result<Status, Closed>> {
-        let channel = self.b.client.conn.channel_for(addr).map_err(|e| Ok(Status::unavailable(e.to_string())))?;
+        let channel = self.b.client.conn.channel(addr).map_err(|e| Ok(Status::unavailable(e.to_string())))?;
         let req = pb::WatchRequest {
             namespace: self.b.client.namespace.clone(),
             key: self.b.key.clone(),

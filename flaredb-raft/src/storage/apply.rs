@@ -6,7 +6,7 @@
 //! Transactions are applied in `apply_txn.rs` over the same overlay.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     ops::Bound,
 };
 
@@ -83,22 +83,25 @@ impl<'a> ApplyBatch<'a> {
     }
 
     /// The encoded cas keys present in `[start, end)` (`None` = unbounded) as
-    /// of this point of the batch, in key order.
-    pub(super) fn cas_keys_in(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// of this point of the batch, in key order, with their versions.
+    pub(super) fn cas_keys_in(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
         let mut opts = ReadOptions::default();
         if let Some(end) = end {
             opts.set_iterate_upper_bound(end.to_vec());
         }
-        let mut live = BTreeSet::new();
+        let mut live = BTreeMap::new();
         for item in self.db.iterator_cf_opt(cf(self.db, CF_CAS)?, opts, IteratorMode::From(start, Direction::Forward)) {
-            let (k, _) = item?;
+            let (k, v) = item?;
             // A staged key is decided by the overlay below.
             if !self.cas_overlay.contains_key(k.as_ref()) {
-                live.insert(k.to_vec());
+                let (version, _) =
+                    keys::decode_versioned(&v).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
+                live.insert(k.to_vec(), version);
             }
         }
         let range = (Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded));
-        live.extend(self.cas_overlay.range::<[u8], _>(range).filter(|(_, s)| s.is_some()).map(|(k, _)| k.clone()));
+        let staged = self.cas_overlay.range::<[u8], _>(range);
+        live.extend(staged.filter_map(|(k, s)| s.as_ref().map(|(v, _)| (k.clone(), *v))));
         Ok(live.into_iter().collect())
     }
 

@@ -117,8 +117,7 @@ impl ApplyBatch<'_> {
                 let doomed =
                     self.cas_keys_in(&keys::encode(info.id, prefix), keys::prefix_end(info.id, prefix).as_deref())?;
                 let deleted = doomed.len() as u64;
-                for k in doomed {
-                    let prev = self.cas_version(&k)?;
+                for (k, prev) in doomed {
                     self.stage_cas_delete(&info, k, index, prev)?;
                 }
                 TxnOpResult::Delete { deleted }

@@ -58,6 +58,13 @@ pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a ColumnFamily, StoreE
     db.cf_handle(name).ok_or_else(|| StoreError::corrupt("column family", format!("{name} is missing")))
 }
 
+/// A stored big-endian u64 (a floor, a clock, a log index), refused as
+/// corrupt when it is not 8 bytes.
+pub fn be_u64(what: &'static str, raw: &[u8]) -> Result<u64, StoreError> {
+    let b: [u8; 8] = raw.try_into().map_err(|_| StoreError::corrupt(what, "not 8 bytes"))?;
+    Ok(u64::from_be_bytes(b))
+}
+
 /// Write options that fsync the WAL before returning.
 pub fn sync_opts() -> WriteOptions {
     let mut o = WriteOptions::default();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 
-use super::db::{cf, CF_HISTORY};
+use super::db::{be_u64, cf, CF_HISTORY};
 use crate::{
     error::StoreError,
     watch::{ChangeEvent, EventKind, WatchFilter},
@@ -99,11 +99,7 @@ fn decode(revision: u64, v: &[u8]) -> Option<ChangeEvent> {
 }
 
 fn read_floor(get: Option<impl AsRef<[u8]>>) -> Result<Option<u64>, StoreError> {
-    get.map(|raw| {
-        let b: [u8; 8] = raw.as_ref().try_into().map_err(|_| StoreError::corrupt("history floor", "not 8 bytes"))?;
-        Ok(u64::from_be_bytes(b))
-    })
-    .transpose()
+    get.map(|raw| be_u64("history floor", raw.as_ref())).transpose()
 }
 
 /// The oldest revision this node's history can replay from.

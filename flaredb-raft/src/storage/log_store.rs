@@ -115,8 +115,7 @@ impl LogStore {
         let mut expect = None;
         for item in db.iterator_cf(log, IteratorMode::From(&index_key(start), Direction::Forward)) {
             let (k, v) = item?;
-            let index =
-                u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StoreError::corrupt("log key", "not 8 bytes"))?);
+            let index = super::db::be_u64("log key", &k)?;
             if end.is_some_and(|end| index >= end) {
                 break;
             }

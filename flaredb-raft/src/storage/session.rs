@@ -21,7 +21,7 @@ use rocksdb::IteratorMode;
 
 use super::{
     apply::ApplyBatch,
-    db::{cf, CF_SM_META},
+    db::{be_u64, cf, CF_SM_META},
 };
 use crate::{
     codec,
@@ -77,10 +77,7 @@ impl SessionMeta {
     }
 
     fn decode(raw: &[u8]) -> Result<Self, StoreError> {
-        let field = |i: usize| -> Result<u64, StoreError> {
-            let b = raw.get(i * 8..i * 8 + 8).ok_or_else(|| StoreError::corrupt("session", "short"))?;
-            Ok(u64::from_be_bytes(b.try_into().map_err(|_| StoreError::corrupt("session", "short"))?))
-        };
+        let field = |i: usize| be_u64("session", raw.get(i * 8..i * 8 + 8).unwrap_or_default());
         Ok(Self { last_seen_ms: field(0)?, max_seq: field(1)?, floor: field(2)? })
     }
 }
@@ -96,15 +93,6 @@ pub(super) struct Sessions {
     /// batch, must not be read back from RocksDB before it is written (a
     /// replica that applied the expiry in an earlier batch would not).
     expired: std::collections::HashSet<String>,
-}
-
-fn read_u64(raw: Option<impl AsRef<[u8]>>) -> Result<u64, StoreError> {
-    match raw {
-        None => Ok(0),
-        Some(r) => Ok(u64::from_be_bytes(
-            r.as_ref().try_into().map_err(|_| StoreError::corrupt("apply clock", "not 8 bytes"))?,
-        )),
-    }
 }
 
 impl ApplyBatch<'_> {
@@ -123,7 +111,10 @@ impl ApplyBatch<'_> {
         if let Some(c) = self.sessions.clock {
             return Ok(c);
         }
-        let c = read_u64(self.db.get_pinned_cf(cf(self.db, CF_SM_META)?, CLOCK_KEY)?)?;
+        let c = match self.db.get_pinned_cf(cf(self.db, CF_SM_META)?, CLOCK_KEY)? {
+            Some(raw) => be_u64("apply clock", &raw)?,
+            None => 0,
+        };
         self.sessions.clock = Some(c);
         Ok(c)
     }
