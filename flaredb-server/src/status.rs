@@ -66,7 +66,8 @@ pub const STALE_WRITE_HEADER: &str = "flaredb-write-stale";
 /// A write id below its client's retained window.
 pub fn stale_write(sequence: u64, oldest: u64) -> Status {
     let mut s = Status::failed_precondition(format!(
-        "write sequence {sequence} is older than this client's retained window (oldest kept: {oldest});          whether it applied is unknown and it was not applied now: read the keys to learn the outcome"
+        "write sequence {sequence} is older than this client's retained window (oldest kept: {oldest}); \
+         whether it applied is unknown and it was not applied now: read the keys to learn the outcome"
     ));
     s.metadata_mut().insert(STALE_WRITE_HEADER, tonic::metadata::MetadataValue::from_static("1"));
     s

@@ -77,3 +77,43 @@ async fn a_write_through_a_follower_survives_the_leader_dying_after_commit() {
     let now = client.cas_get("k").await.unwrap().unwrap();
     assert_eq!((now.version, &now.value[..]), (put.new_version, &b"next"[..]));
 }
+
+#[tokio::test]
+async fn a_retry_older_than_the_window_is_refused_and_applies_nothing() {
+    use flaredb_proto::v1::{kv_cas_client::KvCasClient, CasRequest, WriteId};
+    let c = Cluster::start(1).await;
+    let raw = KvCasClient::connect(format!("http://{}", c.addr(1))).await.unwrap();
+    let put = move |key: String, sequence: u64| {
+        let mut raw = raw.clone();
+        let write_id = Some(WriteId { client_id: "stale-test".into(), sequence });
+        async move {
+            raw.compare_and_swap(CasRequest { key: key.into(), value: "v".into(), write_id, ..Default::default() })
+                .await
+        }
+    };
+    // 1,300 writes of one client: more than its 1,024-answer window. The
+    // tasks interleave their sequences, as a shared client's tasks do (a
+    // sequence far below the others in flight would fall out of the window).
+    let tasks: Vec<_> = (0..13u64)
+        .map(|t| {
+            let put = put.clone();
+            tokio::spawn(async move {
+                for s in (t + 1..=1300).step_by(13) {
+                    put(format!("w/{s}"), s).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Sequence 1 again, as a new key: refused as unknown, never applied.
+    let e = put("w/retry".into(), 1).await.expect_err("a retry below the window");
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("whether it applied is unknown") && !e.message().contains("  "), "{e:?}");
+    assert!(e.metadata().contains_key("flaredb-write-stale"), "{e:?}");
+    assert!(c.client().cas_get("w/retry").await.unwrap().is_none(), "the refused retry applied");
+    // A recent sequence still gets its stored answer.
+    let again = put("w/1300".into(), 1300).await.unwrap().into_inner();
+    assert!(again.success, "{again:?}");
+}
