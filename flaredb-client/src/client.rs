@@ -107,6 +107,19 @@ impl RdbClient {
         value: impl Into<Bytes>,
         expected_version: u64,
     ) -> Result<CasOutcome, ClientError> {
+        self.cas_put_with_lease(key, value, expected_version, 0).await
+    }
+
+    /// [`cas_put`](Self::cas_put) attaching the key to lease `lease_id`
+    /// (0 = none): the key is deleted when the lease ends. An unknown lease
+    /// is [`ClientError::Server`] with `NotFound`, and nothing is written.
+    pub async fn cas_put_with_lease(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        expected_version: u64,
+        lease_id: u64,
+    ) -> Result<CasOutcome, ClientError> {
         let (write_id, retry) = self.conn.write_id();
         let msg = pb::CasRequest {
             key: key.into(),
@@ -114,6 +127,7 @@ impl RdbClient {
             expected_version,
             namespace: self.namespace.clone(),
             write_id,
+            lease_id,
         };
         let r =
             self.conn.call(retry, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await }).await?;

@@ -125,7 +125,7 @@ impl Conn {
         self.next_endpoint()
     }
 
-    fn set_leader(&self, addr: Option<String>) {
+    pub(crate) fn set_leader(&self, addr: Option<String>) {
         *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
     }
 

@@ -33,6 +33,10 @@ pub enum ClientError {
     /// version read.
     #[error("watch history compacted (oldest revision {oldest}): {message}")]
     Compacted { oldest: u64, message: String },
+    /// A lock (or leadership) is no longer held: its lease was lost or the
+    /// key changed hands. Stop acting as its holder.
+    #[error("lock lost: {0}")]
+    LockLost(String),
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),
     /// Any other status the server returned.
@@ -53,6 +57,7 @@ impl ClientError {
             ClientError::ResourceExhausted(_) => false,
             ClientError::InvalidEndpoint(_) => false,
             ClientError::Compacted { .. } => false,
+            ClientError::LockLost(_) => false,
             ClientError::Server { .. } => false,
         }
     }

@@ -36,6 +36,8 @@ pub enum TxnOp {
     Put {
         key: Bytes,
         value: Bytes,
+        /// Attaches the key to this lease (0 = none).
+        lease: u64,
     },
     Delete {
         key: Bytes,
@@ -52,7 +54,13 @@ pub enum TxnOp {
 
 impl TxnOp {
     pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        TxnOp::Put { key: key.into(), value: value.into() }
+        TxnOp::Put { key: key.into(), value: value.into(), lease: 0 }
+    }
+
+    /// A put attaching the key to lease `lease` (an unknown lease fails the
+    /// whole transaction with `NotFound`).
+    pub fn put_with_lease(key: impl Into<Bytes>, value: impl Into<Bytes>, lease: u64) -> Self {
+        TxnOp::Put { key: key.into(), value: value.into(), lease }
     }
 
     pub fn delete(key: impl Into<Bytes>) -> Self {
@@ -191,7 +199,7 @@ fn compare_to_pb(c: Compare) -> pb::Compare {
 
 fn op_to_pb(o: TxnOp) -> pb::Op {
     let op = match o {
-        TxnOp::Put { key, value } => Op::Put(pb::PutOp { key, value, lease_id: 0 }),
+        TxnOp::Put { key, value, lease } => Op::Put(pb::PutOp { key, value, lease_id: lease }),
         TxnOp::Delete { key } => Op::Delete(pb::DeleteOp { key }),
         TxnOp::Get { key } => Op::Get(pb::GetOp { key }),
         TxnOp::DeletePrefix { prefix } => Op::DeletePrefix(pb::DeletePrefixOp { prefix }),

@@ -9,6 +9,7 @@ pub mod data_dir;
 pub mod error;
 mod fnv;
 pub mod keys;
+pub mod lease;
 pub mod namespace;
 pub mod network;
 pub mod node;

@@ -100,6 +100,11 @@ impl Registry {
         self.by_name.get(canonical_name(name))
     }
 
+    /// The namespace with id `id` (a scan: there are few).
+    pub fn by_id(&self, id: NamespaceId) -> Option<&NamespaceInfo> {
+        self.by_name.values().find(|n| n.id == id)
+    }
+
     pub fn list(&self) -> impl Iterator<Item = &NamespaceInfo> {
         self.by_name.values()
     }

@@ -32,6 +32,8 @@ impl fmt::Display for FlareRequest {
                     t.failure.len()
                 )
             }
+            Some(Cmd::LeaseGrant(g)) => write!(f, "lease_grant(ttl={})", g.ttl_seconds),
+            Some(Cmd::LeaseRevoke(r)) => write!(f, "lease_revoke(n={}, expired={})", r.ids.len(), r.expired),
             None => write!(f, "empty"),
         }
     }
@@ -68,6 +70,21 @@ pub enum FlareResponse {
         results: Vec<TxnOpResult>,
     },
     Rejected(NamespaceRejection),
+    /// A lease granted: its id is the entry's index.
+    LeaseGranted {
+        id: u64,
+        ttl_secs: i64,
+    },
+    /// How many of the leases named existed (and are gone now), and how many
+    /// keys they held (deleted).
+    LeaseRevoked {
+        revoked: u64,
+        deleted: u64,
+    },
+    /// A put named a lease that does not exist: nothing applied.
+    LeaseNotFound {
+        id: u64,
+    },
     /// A write id whose sequence is below its client's retained window:
     /// whether it applied is no longer known, and it is not applied now.
     StaleWrite {

@@ -74,6 +74,13 @@ pub fn stale_write(sequence: u64, oldest: u64) -> Status {
 }
 
 /// A write not committed within the request deadline.
+pub fn lease_not_found(id: u64) -> Status {
+    Status::not_found(format!(
+        "lease {id} not found: it expired or was revoked (or never existed); nothing was written. \
+         Grant a new lease (LeaseGrant) and write again"
+    ))
+}
+
 pub fn write_timeout(after: Duration) -> Status {
     Status::unavailable(format!(
         "the write was not committed within {after:?} (no leader or no quorum); its outcome is unknown"

@@ -1,6 +1,7 @@
 //! Validation of a KvCas/Txn request before anything is proposed: its size
 //! limits, each key and value, known enum values, each key written at most
-//! once per branch, no empty prefix, and no lease (leases do not exist yet).
+//! once per branch, and no empty prefix. Lease ids are checked when the
+//! transaction applies (a lease may end between here and there).
 //! Both branches are checked, whichever will run.
 
 use std::collections::BTreeMap;
@@ -46,7 +47,7 @@ pub fn txn(limits: &Limits, r: &TxnRequest) -> Result<(), Status> {
             limits.max_txn_bytes
         )));
     }
-    lease(r)
+    Ok(())
 }
 
 /// Each op well formed, and no key written twice: two puts or deletes of one
@@ -104,18 +105,6 @@ fn branch(limits: &Limits, name: &str, ops: &[Op]) -> Result<(), Status> {
         }
     }
     Ok(())
-}
-
-/// Leases do not exist yet, so every lease id but 0 is unknown.
-fn lease(r: &TxnRequest) -> Result<(), Status> {
-    let leased = r.success.iter().chain(&r.failure).find_map(|op| match &op.op {
-        Some(OpKind::Put(p)) if p.lease_id != 0 => Some(p.lease_id),
-        _ => None,
-    });
-    match leased {
-        Some(id) => Err(Status::not_found(format!("lease {id} not found"))),
-        None => Ok(()),
-    }
 }
 
 /// A key as text for a message: escaped, and cut after 64 bytes.
@@ -198,12 +187,5 @@ mod tests {
         refused(txn(&l, &r), "max_txn_ops");
         let r = TxnRequest { success: vec![get(&"k".repeat(300))], ..Default::default() };
         refused(txn(&l, &r), "max_txn_bytes");
-    }
-
-    #[test]
-    fn a_lease_is_not_found() {
-        let leased = Op { op: Some(OpKind::Put(PutOp { key: "k".into(), value: "v".into(), lease_id: 7 })) };
-        let e = txn(&Limits::default(), &TxnRequest { failure: vec![leased], ..Default::default() }).unwrap_err();
-        assert_eq!((e.code(), e.message()), (tonic::Code::NotFound, "lease 7 not found"));
     }
 }

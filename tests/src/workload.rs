@@ -118,7 +118,8 @@ fn write_failure(e: ClientError) -> Outcome {
         | ClientError::FailedPrecondition(_)
         | ClientError::ResourceExhausted(_)
         | ClientError::InvalidEndpoint(_)
-        | ClientError::Compacted { .. } => Outcome::Failed,
+        | ClientError::Compacted { .. }
+        | ClientError::LockLost(_) => Outcome::Failed,
     }
 }
 

@@ -166,6 +166,7 @@ impl FlareNode {
             lease,
         });
         Self::spawn_history_pruner(&node, cfg.history);
+        Self::spawn_lease_expiry(&node);
         Ok(node)
     }
 
@@ -291,6 +292,7 @@ impl FlareNode {
 pub mod addr;
 mod cluster;
 mod leadership;
+mod lease;
 mod maintenance;
 mod membership;
 mod watch;

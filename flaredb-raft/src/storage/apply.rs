@@ -17,6 +17,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 use super::db::{cf, CF_CAS, CF_RAW};
 use super::{
     history,
+    lease::LeaseOverlay,
     session::{self, Sessions},
     sm_meta,
 };
@@ -44,6 +45,7 @@ pub struct ApplyBatch<'a> {
     /// Changes of strong keys, in order, for the watch hub once written.
     pub events: Vec<ChangeEvent>,
     pub(super) sessions: Sessions,
+    pub(super) leases: LeaseOverlay,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -57,6 +59,7 @@ impl<'a> ApplyBatch<'a> {
             retired: Vec::new(),
             events: Vec::new(),
             sessions: Sessions::default(),
+            leases: LeaseOverlay::default(),
         }
     }
 
@@ -105,8 +108,9 @@ impl<'a> ApplyBatch<'a> {
         Ok(live.into_iter().collect())
     }
 
-    /// Stages a put of `key` (encoded, in `ns`) whose version was `prev`;
-    /// the new version is the log index.
+    /// Stages a put of `key` (encoded, in `ns`) whose version was `prev`,
+    /// attached to `lease` (0 = none, which detaches it); the new version is
+    /// the log index.
     pub(super) fn stage_cas_put(
         &mut self,
         ns: &NamespaceInfo,
@@ -114,7 +118,9 @@ impl<'a> ApplyBatch<'a> {
         index: u64,
         value: &Bytes,
         prev: u64,
+        lease: u64,
     ) -> Result<(), StoreError> {
+        self.attach(&key, lease)?;
         self.batch.put_cf(cf(self.db, CF_CAS)?, &key, keys::encode_versioned(index, value));
         self.record(EventKind::Put, ns, &key, value.clone(), index, prev)?;
         self.cas_overlay.insert(key, Some((index, value.clone())));
@@ -129,6 +135,7 @@ impl<'a> ApplyBatch<'a> {
         index: u64,
         prev: u64,
     ) -> Result<(), StoreError> {
+        self.attach(&key, 0)?;
         self.batch.delete_cf(cf(self.db, CF_CAS)?, &key);
         self.record(EventKind::Delete, ns, &key, Bytes::new(), index, prev)?;
         self.cas_overlay.insert(key, None);
@@ -230,9 +237,12 @@ impl<'a> ApplyBatch<'a> {
                 if current != c.expected_version {
                     return Ok(FlareResponse::Cas { success: false, current_version: current, new_version: 0 });
                 }
+                if c.lease_id != 0 && !self.lease_exists(c.lease_id)? {
+                    return Ok(FlareResponse::LeaseNotFound { id: c.lease_id });
+                }
                 let ns = self.for_write(found, &c.target, Mode::Strong)?;
                 // The version is the log index: unique and increasing, never reused.
-                self.stage_cas_put(&ns, keys::encode(ns.id, &c.key), index, &c.value, current)?;
+                self.stage_cas_put(&ns, keys::encode(ns.id, &c.key), index, &c.value, current, c.lease_id)?;
                 Ok(FlareResponse::Cas { success: true, current_version: current, new_version: index })
             }
             Cmd::CasDelete(c) => {
@@ -276,6 +286,8 @@ impl<'a> ApplyBatch<'a> {
                 Ok(FlareResponse::RawDelete { existed })
             }
             Cmd::Txn(t) => self.txn(index, t),
+            Cmd::LeaseGrant(g) => self.grant_lease(index, g.ttl_seconds),
+            Cmd::LeaseRevoke(r) => self.revoke_leases(index, &r.ids),
             Cmd::RetireNode(r) => {
                 sm_meta::put_retired(self.db, &mut self.batch, r.node_id)?;
                 self.retired.push(r.node_id);
@@ -322,7 +334,13 @@ mod tests {
         let db = db::open(&dir.path().join("db")).unwrap();
         let mut b = ApplyBatch::new(&db, Registry::new());
         let failed = [
-            Cmd::CasPut(pb::CasPut { target: target("a"), key: "k".into(), value: "v".into(), expected_version: 9 }),
+            Cmd::CasPut(pb::CasPut {
+                target: target("a"),
+                key: "k".into(),
+                value: "v".into(),
+                expected_version: 9,
+                lease_id: 0,
+            }),
             Cmd::CasDelete(pb::CasDelete { target: target("b"), key: "k".into(), expected_version: 1 }),
             Cmd::RawDelete(pb::RawDelete { target: target("c"), key: "k".into() }),
         ];
@@ -338,8 +356,13 @@ mod tests {
         assert_eq!(b.registry.list().count(), 1, "a failed write created a namespace");
         assert!(b.batch.is_empty(), "a failed write staged a change");
 
-        let put =
-            Cmd::CasPut(pb::CasPut { target: target("a"), key: "k".into(), value: "v".into(), expected_version: 0 });
+        let put = Cmd::CasPut(pb::CasPut {
+            target: target("a"),
+            key: "k".into(),
+            value: "v".into(),
+            expected_version: 0,
+            lease_id: 0,
+        });
         assert!(matches!(b.command(6, &cmd(put)).unwrap(), FlareResponse::Cas { success: true, new_version: 6, .. }));
         let raw = Cmd::RawPut(pb::RawPut { target: target("c"), key: "k".into(), value: "v".into() });
         assert_eq!(b.command(7, &cmd(raw)).unwrap(), FlareResponse::RawPut);

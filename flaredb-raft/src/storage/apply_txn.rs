@@ -36,6 +36,14 @@ impl ApplyBatch<'_> {
             }
         }
         let ops = if succeeded { &t.success } else { &t.failure };
+        // Checked before any op runs, so an unknown lease applies nothing.
+        for op in ops {
+            if let Some(Op::Put(p)) = &op.op {
+                if p.lease_id != 0 && !self.lease_exists(p.lease_id)? {
+                    return Ok(FlareResponse::LeaseNotFound { id: p.lease_id });
+                }
+            }
+        }
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             results.push(self.txn_op(index, &mut ns, &t.target, op)?);
@@ -91,7 +99,7 @@ impl ApplyBatch<'_> {
                 };
                 let k = keys::encode(info.id, &p.key);
                 let prev = self.cas_version(&k)?;
-                self.stage_cas_put(&info, k, index, &p.value, prev)?;
+                self.stage_cas_put(&info, k, index, &p.value, prev, p.lease_id)?;
                 TxnOpResult::Put { version: index }
             }
             Op::Get(key) => {

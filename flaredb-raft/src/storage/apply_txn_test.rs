@@ -73,7 +73,7 @@ fn op(o: Op) -> pb::TxnOp {
 }
 
 fn put(key: impl AsRef<[u8]>, value: &str) -> pb::TxnOp {
-    op(Op::Put(pb::TxnPut { key: b(key), value: b(value) }))
+    op(Op::Put(pb::TxnPut { key: b(key), value: b(value), lease_id: 0 }))
 }
 
 fn get(key: &str) -> pb::TxnOp {
@@ -89,7 +89,7 @@ fn del_prefix(prefix: impl AsRef<[u8]>) -> pb::TxnOp {
 }
 
 fn cas_put(ns: &str, key: impl AsRef<[u8]>, value: &str) -> Cmd {
-    Cmd::CasPut(pb::CasPut { target: target(ns), key: b(key), value: b(value), expected_version: 0 })
+    Cmd::CasPut(pb::CasPut { target: target(ns), key: b(key), value: b(value), expected_version: 0, lease_id: 0 })
 }
 
 fn succeeded(resp: &FlareResponse) -> bool {

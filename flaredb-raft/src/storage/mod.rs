@@ -7,6 +7,7 @@ pub mod db;
 mod db_options;
 pub mod fail_point;
 pub mod history;
+pub mod lease;
 pub mod log_store;
 pub mod read;
 mod session;
@@ -41,6 +42,8 @@ mod conformance_test;
 
 #[cfg(test)]
 mod install_recovery_test;
+#[cfg(test)]
+mod lease_test;
 
 #[cfg(test)]
 mod restore_test;

@@ -24,6 +24,7 @@ fn put(key: &str, value: &str, expected: u64) -> Cmd {
         key: key.to_owned().into(),
         value: value.to_owned().into(),
         expected_version: expected,
+        lease_id: 0,
     })
 }
 
@@ -91,7 +92,7 @@ fn a_transaction_retry_gets_its_results_and_revision() {
         target,
         compares: vec![],
         success: vec![
-            op(pb::txn_op::Op::Put(pb::TxnPut { key: "a".into(), value: "1".into() })),
+            op(pb::txn_op::Op::Put(pb::TxnPut { key: "a".into(), value: "1".into(), lease_id: 0 })),
             op(pb::txn_op::Op::Get("a".into())),
             op(pb::txn_op::Op::Delete("zz".into())),
         ],

@@ -77,7 +77,13 @@ fn command(index: u64) -> pb::Command {
         0 => Cmd::RawDelete(pb::RawDelete { target: target("ev"), key }),
         1 | 3 | 5 => Cmd::RawPut(pb::RawPut { target: target("ev"), key, value: vec![index as u8; 100].into() }),
         // Expected version 0: succeeds on new keys, answers a conflict on existing ones.
-        _ => Cmd::CasPut(pb::CasPut { target: target("st"), key, value: vec![7; 60].into(), expected_version: 0 }),
+        _ => Cmd::CasPut(pb::CasPut {
+            target: target("st"),
+            key,
+            value: vec![7; 60].into(),
+            expected_version: 0,
+            lease_id: 0,
+        }),
     };
     pb::Command { cmd: Some(cmd), ..Default::default() }
 }

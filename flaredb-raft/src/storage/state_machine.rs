@@ -26,12 +26,13 @@ use rocksdb::DB;
 use super::{
     apply::ApplyBatch,
     db::blocking,
-    history, session, sm_meta,
+    history, lease, session, sm_meta,
     snapshot::{SnapshotDir, SnapshotFile},
     snapshot_trigger::{BytesSinceSnapshot, SnapshotTrigger},
 };
 use crate::{
     error::StoreError,
+    lease::{LeaseChange, LeaseTable},
     namespace::Registry,
     types::{FlareResponse, LogId, SnapshotMeta, StoredMembership, TypeConfig},
     watch::{ChangeEvent, Ended, WatchHub, WatchLimits},
@@ -48,12 +49,21 @@ struct Applied {
     retired: Vec<u64>,
     answers: Vec<(FlareResponse, Option<Responder>)>,
     events: Vec<ChangeEvent>,
+    leases: Vec<LeaseChange>,
     last: u64,
 }
 
 /// Applies `batch` in one `WriteBatch` (see the module comment).
-fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig>>) -> Result<Applied, StoreError> {
+fn apply_batch(
+    db: &DB,
+    registry: Registry,
+    leases_live: bool,
+    batch: Vec<EntryResponder<TypeConfig>>,
+) -> Result<Applied, StoreError> {
     let mut ab = ApplyBatch::new(db, registry);
+    if !leases_live {
+        ab = ab.without_leases();
+    }
     let mut answers = Vec::with_capacity(batch.len());
     let mut last = None;
     for (entry, responder) in batch {
@@ -79,16 +89,20 @@ fn apply_batch(db: &DB, registry: Registry, batch: Vec<EntryResponder<TypeConfig
     ab.finish_sessions()?;
     db.write(ab.batch)?;
     let last = last.map_or(0, |l| l.index);
-    Ok(Applied { registry: ab.registry, retired: ab.retired, answers, events: ab.events, last })
+    let leases = std::mem::take(&mut ab.leases.changes);
+    Ok(Applied { registry: ab.registry, retired: ab.retired, answers, events: ab.events, leases, last })
 }
 
 /// Whether applying the entry iterates a key range (a transaction's
-/// delete-prefix), whose cost its size does not tell: never inline.
+/// delete-prefix, a lease revoke), whose cost its size does not tell: never inline.
 fn scans((entry, _): &EntryResponder<TypeConfig>) -> bool {
     use flaredb_proto::raft::{command::Cmd, txn_op::Op};
     let EntryPayload::Normal(req) = &entry.payload else { return false };
-    let Some(Cmd::Txn(t)) = &req.0.cmd else { return false };
-    t.success.iter().chain(&t.failure).any(|op| matches!(op.op, Some(Op::DeletePrefix(_))))
+    match &req.0.cmd {
+        Some(Cmd::Txn(t)) => t.success.iter().chain(&t.failure).any(|op| matches!(op.op, Some(Op::DeletePrefix(_)))),
+        Some(Cmd::LeaseRevoke(_)) => true,
+        _ => false,
+    }
 }
 
 /// State the services read without going through Raft.
@@ -103,6 +117,8 @@ pub struct SmShared {
     pub force_snapshot: AtomicBool,
     /// Watchers of this node; fed after each applied batch is written.
     pub watch: WatchHub,
+    /// The live leases, with the leader's deadlines (`lease.rs`).
+    pub leases: LeaseTable,
 }
 
 impl SmShared {
@@ -137,18 +153,21 @@ impl StateMachine {
     /// deleting snapshot files CURRENT does not name.
     pub async fn open(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StoreError> {
         let (d, s) = (db.clone(), snapshots.clone());
-        let (registry, retired, applied) = blocking(move || {
+        let (registry, retired, applied, leases) = blocking(move || {
             s.recover(&d)?;
             let applied = sm_meta::read_last_applied(&d)?.map_or(0, |l| l.index);
             history::init_floor(&d, applied)?;
-            Ok((sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?, applied))
+            Ok((sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?, applied, lease::load_leases(&d)?))
         })
         .await?;
+        let table = LeaseTable::default();
+        table.load(leases, std::time::Instant::now());
         let shared = SmShared {
             registry: RwLock::new(registry),
             retired: RwLock::new(retired),
             force_snapshot: AtomicBool::new(false),
             watch: WatchHub::new(applied, WatchLimits::default()),
+            leases: table,
         };
         Ok(Self { db, snapshots, shared: Arc::new(shared), trigger: None, applied_bytes: Default::default() })
     }
@@ -196,6 +215,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(());
         }
         let registry = self.shared.registry().clone();
+        let leases_live = !self.shared.leases.is_empty();
         let payload: usize = batch
             .iter()
             .map(|(e, _)| match &e.payload {
@@ -206,11 +226,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.applied_bytes.add(payload);
         let inline = batch.len() <= INLINE_APPLY_ENTRIES && payload <= INLINE_APPLY_BYTES && !batch.iter().any(scans);
         let applied = if inline {
-            apply_batch(&self.db, registry, batch)?
+            apply_batch(&self.db, registry, leases_live, batch)?
         } else {
             let db = self.db.clone();
-            blocking(move || apply_batch(&db, registry, batch)).await?
+            blocking(move || apply_batch(&db, registry, leases_live, batch)).await?
         };
+        self.shared.leases.apply(&applied.leases, std::time::Instant::now());
         self.shared.set_registry(applied.registry);
         if !applied.retired.is_empty() {
             self.shared.retired.write().unwrap_or_else(|p| p.into_inner()).extend(applied.retired);
@@ -252,7 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
         let (db, dir, meta_c) = (self.db.clone(), self.snapshots.clone(), meta.clone());
-        let (registry, retired) = blocking(move || {
+        let (registry, retired, leases) = blocking(move || {
             let meta = meta_c;
             // A received file; our own checkpoint only if openraft restores from it.
             let path = snapshot.file_path()?;
@@ -260,11 +281,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // A received temp file was moved by install; dropping the handle
             // deletes one that was not (see `SnapshotFile`).
             drop(snapshot);
-            Ok((sm_meta::load_registry(&db)?, sm_meta::load_retired(&db)?))
+            Ok((sm_meta::load_registry(&db)?, sm_meta::load_retired(&db)?, lease::load_leases(&db)?))
         })
         .await?;
         self.shared.set_registry(registry);
         self.shared.set_retired(retired);
+        self.shared.leases.load(leases, std::time::Instant::now());
         self.applied_bytes.reset();
         // Their next events may be older than anything this node now has.
         let revision = meta.last_log_id.map_or(0, |l| l.index);

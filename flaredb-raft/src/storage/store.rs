@@ -51,6 +51,12 @@ impl Store {
         read::raw_get(&self.db, ns, key)
     }
 
+    /// The (namespace id, key) pairs attached to lease `id`, off the async workers.
+    pub async fn lease_keys(&self, id: u64) -> Result<Vec<(NamespaceId, Vec<u8>)>, StoreError> {
+        let db = self.db.clone();
+        db::blocking(move || super::lease::lease_keys(&db, id)).await
+    }
+
     /// One page of `[start, end)` (see `read::scan`), off the async workers.
     pub async fn scan(
         &self,

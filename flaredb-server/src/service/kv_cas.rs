@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ctx::{fatal, unexpected, Ctx},
-    txn, watch,
+    lease, txn, watch,
 };
 use crate::{validate, validate_txn};
 
@@ -22,6 +22,29 @@ pub struct KvCasService {
 #[tonic::async_trait]
 impl KvCas for KvCasService {
     type WatchStream = watch::WatchStream;
+    type LeaseKeepAliveStream = lease::KeepAliveStream;
+
+    async fn lease_grant(&self, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+        lease::grant(&self.ctx, req).await
+    }
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<tonic::Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        lease::keep_alive(&self.ctx, req).await
+    }
+
+    async fn lease_revoke(&self, req: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
+        lease::revoke(&self.ctx, req).await
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        lease::time_to_live(&self.ctx, req).await
+    }
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         watch::start(&self.ctx, req.into_inner()).await.map(Response::new)
@@ -48,6 +71,7 @@ impl KvCas for KvCasService {
             key: r.key,
             value: r.value,
             expected_version: r.expected_version,
+            lease_id: r.lease_id,
         });
         match ctx.propose_once(cmd, r.write_id).await? {
             FlareResponse::Cas { success, current_version, new_version } => {

@@ -5,6 +5,7 @@ pub mod ctx;
 pub mod faults;
 pub mod kv_cas;
 pub mod kv_raw;
+pub mod lease;
 pub mod raft;
 pub mod txn;
 pub mod watch;

@@ -12,7 +12,7 @@ use prost::Message;
 use tonic::Status;
 
 /// The log command of a request that passed `validate_txn::txn` (which
-/// refuses unknown enum values and lease ids, so neither is carried).
+/// refuses unknown enum values, so none is carried).
 pub fn command(target: Option<pb::Target>, r: v1::TxnRequest) -> pb::command::Cmd {
     pb::command::Cmd::Txn(pb::Txn {
         target,
@@ -46,7 +46,7 @@ fn op(o: v1::Op) -> pb::TxnOp {
     use pb::txn_op::Op;
     pb::TxnOp {
         op: o.op.map(|o| match o {
-            OpKind::Put(p) => Op::Put(pb::TxnPut { key: p.key, value: p.value }),
+            OpKind::Put(p) => Op::Put(pb::TxnPut { key: p.key, value: p.value, lease_id: p.lease_id }),
             OpKind::Delete(d) => Op::Delete(d.key),
             OpKind::Get(g) => Op::Get(g.key),
             OpKind::DeletePrefix(d) => Op::DeletePrefix(d.prefix),

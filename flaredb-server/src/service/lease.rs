@@ -1,0 +1,157 @@
+//! KvCas leases: grant and revoke go through the log; keep-alive and
+//! time-to-live are answered by the leader from its table (a follower
+//! forwards them, a keep-alive stream as a whole).
+
+use std::{pin::Pin, sync::Arc};
+
+use flaredb_proto::{
+    leader_hint::{LeaderHint, FORWARDED_KEY},
+    raft as pb,
+    v1::{kv_cas_client::KvCasClient, *},
+};
+use flaredb_raft::{
+    lease::{MAX_TTL_SECS, MIN_TTL_SECS},
+    FlareResponse, NodeError,
+};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tonic::{metadata::MetadataValue, Request, Response, Status, Streaming};
+
+use super::ctx::{fatal, unexpected, Ctx};
+use crate::{
+    forward::{is_forwarded, with_cause},
+    status,
+};
+
+pub type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+/// Keep-alive answers queued for the client.
+const STREAM_BUFFER: usize = 256;
+
+pub async fn grant(ctx: &Arc<Ctx>, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+    let ttl = req.get_ref().ttl_seconds;
+    if !(1..=MAX_TTL_SECS).contains(&ttl) {
+        return Err(Status::invalid_argument(format!(
+            "ttl_seconds must be between 1 and {MAX_TTL_SECS} (ten years); got {ttl}"
+        )));
+    }
+    let req =
+        match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).lease_grant(q).await }).await {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
+    let ttl = req.into_inner().ttl_seconds.max(MIN_TTL_SECS);
+    match ctx.propose(pb::command::Cmd::LeaseGrant(pb::LeaseGrant { ttl_seconds: ttl })).await? {
+        FlareResponse::LeaseGranted { id, ttl_secs } => {
+            Ok(Response::new(LeaseGrantResponse { lease_id: id, ttl_seconds: ttl_secs }))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn revoke(ctx: &Arc<Ctx>, req: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
+    let id = req.get_ref().lease_id;
+    if id == 0 {
+        return Err(Status::invalid_argument("lease_id must be set (0 is no lease)"));
+    }
+    let req =
+        match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).lease_revoke(q).await }).await {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
+    let cmd = pb::command::Cmd::LeaseRevoke(pb::LeaseRevoke { ids: vec![req.into_inner().lease_id], expired: false });
+    match ctx.propose(cmd).await? {
+        FlareResponse::LeaseRevoked { revoked: 0, .. } => Err(status::lease_not_found(id)),
+        FlareResponse::LeaseRevoked { deleted, .. } => Ok(Response::new(LeaseRevokeResponse { deleted })),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub async fn time_to_live(
+    ctx: &Arc<Ctx>,
+    req: Request<LeaseTimeToLiveRequest>,
+) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+    let req = match ctx
+        .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).lease_time_to_live(q).await })
+        .await
+    {
+        Ok(forwarded) => return forwarded,
+        Err(req) => req,
+    };
+    let r = req.into_inner();
+    let info = match tokio::time::timeout(ctx.timeout, ctx.node.lease_info(r.lease_id)).await {
+        Ok(found) => found.map_err(status::node_error)?,
+        Err(_) => return Err(status::read_timeout(ctx.timeout)),
+    };
+    let Some(info) = info else { return Err(status::lease_not_found(r.lease_id)) };
+    let mut resp = LeaseTimeToLiveResponse {
+        lease_id: r.lease_id,
+        // Rounded up: a lease with 0.2 s left is still alive.
+        ttl_seconds: info.remaining.as_millis().div_ceil(1000) as i64,
+        granted_ttl_seconds: info.ttl_secs,
+        ..Default::default()
+    };
+    if r.keys {
+        for (ns, key) in ctx.node.lease_keys(r.lease_id).await.map_err(fatal)? {
+            resp.namespaces.push(ns);
+            resp.keys.push(key.into());
+        }
+    }
+    Ok(Response::new(resp))
+}
+
+/// A keep-alive stream: served by the leader, piped to it by a follower.
+pub async fn keep_alive(
+    ctx: &Arc<Ctx>,
+    req: Request<Streaming<LeaseKeepAliveRequest>>,
+) -> Result<Response<KeepAliveStream>, Status> {
+    if !is_forwarded(&req) && !ctx.node.raft().is_leader() {
+        if ctx.node.leader().is_none() {
+            ctx.node.wait_for_new_leader(None, ctx.leader_wait).await;
+        }
+        // No leader, or this node: served here (answering "not the leader" if so).
+        if let Some(leader) = ctx.node.leader().filter(|(id, _)| *id != ctx.node.id()) {
+            return pipe_to_leader(ctx, leader, req.into_inner()).await;
+        }
+    }
+    let mut inbound = req.into_inner();
+    let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
+    let node = ctx.node.clone();
+    tokio::spawn(async move {
+        // A client error or end of its stream ends ours.
+        while let Some(Ok(msg)) = inbound.next().await {
+            // Deadlines kept anywhere but on the leader mean nothing.
+            let answer = if node.raft().is_leader() {
+                node.lease_keep_alive(msg.lease_id).await
+            } else {
+                Err(NodeError::NotLeader { leader: node.leader() })
+            };
+            let out = match answer {
+                Ok(ttl) => Ok(LeaseKeepAliveResponse { lease_id: msg.lease_id, ttl_seconds: ttl.unwrap_or(0) }),
+                Err(e) => Err(status::node_error(e)),
+            };
+            let end = out.is_err();
+            if tx.send(out).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    Ok(Response::new(Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))))
+}
+
+/// Opens the same stream on the leader and passes messages both ways; the
+/// answer carries the leader hint, so a client can go there directly.
+async fn pipe_to_leader(
+    ctx: &Arc<Ctx>,
+    leader: (u64, String),
+    inbound: Streaming<LeaseKeepAliveRequest>,
+) -> Result<Response<KeepAliveStream>, Status> {
+    let upstream = inbound.take_while(|m| futures::future::ready(m.is_ok())).filter_map(|m| async move { m.ok() });
+    let mut out = Request::new(upstream);
+    out.metadata_mut().insert(FORWARDED_KEY, MetadataValue::from_static("1"));
+    let channel = ctx.fwd.channel(&leader.1)?;
+    let answer = KvCasClient::new(channel).lease_keep_alive(out).await.map_err(|s| with_cause(s, &leader))?;
+    let mut resp = Response::new(Box::pin(answer.into_inner()) as KeepAliveStream);
+    LeaderHint { id: leader.0, addr: leader.1 }.insert_into(resp.metadata_mut());
+    Ok(resp)
+}
