@@ -80,7 +80,12 @@ impl RdbClient {
             if let Some(guard) = self.try_with(&key, &value, &lease).await? {
                 return Ok(guard);
             }
-            self.wait_deleted(&key).await?;
+            // A watch on a node cut off from the cluster hears nothing; the
+            // key is looked at again (linearizably) at least once per TTL.
+            let recheck = std::time::Duration::from_secs(ttl_secs.max(1) as u64);
+            if let Ok(waited) = tokio::time::timeout(recheck, self.wait_deleted(&key)).await {
+                waited?;
+            }
         }
     }
 

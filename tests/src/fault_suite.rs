@@ -12,6 +12,7 @@ use std::{
 use crate::{
     bank,
     lincheck::{check, OpKind, Outcome},
+    lockers::{self, Lockers},
     wait_until,
     watchers::Watchers,
     workload::{fault_client, seed, spawn_workers, Recorder, Rng},
@@ -58,7 +59,11 @@ pub enum Workload {
     Bank,
     /// The CAS workload followed by watchers (see [`crate::watchers`]).
     Watch,
+    /// The CAS workload with clients contending for a lock (see [`crate::lockers`]).
+    Lock,
 }
+
+const LOCKERS: usize = 4;
 
 const WATCHERS: usize = 3;
 
@@ -87,7 +92,7 @@ pub async fn run_with(schedule: Schedule, nodes: u64, workload: Workload) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let (workers, bank) = match workload {
-        Workload::Cas | Workload::Watch => {
+        Workload::Cas | Workload::Watch | Workload::Lock => {
             (spawn_workers(&rec, c.endpoints(), NAMESPACE, KEYS, CLIENTS, seed, stop.clone()), None)
         }
         Workload::Bank => {
@@ -97,6 +102,8 @@ pub async fn run_with(schedule: Schedule, nodes: u64, workload: Workload) {
         }
     };
     let watchers = (workload == Workload::Watch).then(|| Watchers::spawn(&c.endpoints(), NAMESPACE, WATCHERS));
+    let lockers =
+        (workload == Workload::Lock).then(|| Lockers::spawn(&c.endpoints(), "fault-lock", LOCKERS, seed, stop.clone()));
     let ops = || rec.len() + bank.as_ref().map_or(0, |b| b.ops());
 
     for _ in 0..rounds() {
@@ -146,6 +153,13 @@ pub async fn run_with(schedule: Schedule, nodes: u64, workload: Workload) {
         let applied = fault_client(c.endpoints()).status().await.map_or(0, |s| s.applied_index);
         let events = w.verify(&history, applied, seed).await;
         eprintln!("fault suite: {schedule:?}: {WATCHERS} watchers each saw all {events} changes in order");
+    }
+    if let Some(l) = lockers {
+        // A dead holder's lease runs out; a failover may restart it once
+        // (a new leader gives every lease its full TTL) after the fault.
+        let ttl = Duration::from_secs(lockers::TTL_SECS as u64);
+        let bound = 2 * ttl + Duration::from_secs(fault_secs()) + Duration::from_secs(6);
+        eprintln!("fault suite: {schedule:?} locks: {}", l.verify(seed, bound).await);
     }
     converged(&c, seed).await;
 }

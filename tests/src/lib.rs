@@ -7,6 +7,7 @@ pub mod fault_suite;
 mod grpcurl;
 pub mod kv_suite;
 pub mod lincheck;
+pub mod lockers;
 mod process;
 mod wait;
 pub mod watchers;
