@@ -47,6 +47,7 @@ async fn revoke_and_expiry_delete_the_leased_keys_with_delete_events() {
     let seen = collect(&client, "l/", a.new_version);
 
     let info = client.lease_time_to_live(id, true).await.unwrap().expect("lease exists");
+    assert_eq!(client.status().await.unwrap().leases, 1);
     assert_eq!(info.granted_ttl_secs, 60);
     assert!(info.ttl_secs > 55 && info.ttl_secs <= 60, "{info:?}");
     let keys: Vec<(&str, &[u8])> = info.keys.iter().map(|(ns, k)| (ns.as_str(), &k[..])).collect();
@@ -81,6 +82,7 @@ async fn revoke_and_expiry_delete_the_leased_keys_with_delete_events() {
     gone(&client, "l/short").await;
     assert!(started.elapsed() >= Duration::from_millis(1900), "expired early: {:?}", started.elapsed());
     assert!(client.lease_time_to_live(short, false).await.unwrap().is_none());
+    assert_eq!(client.status().await.unwrap().leases, 0);
 }
 
 #[tokio::test]

@@ -86,6 +86,7 @@ impl Admin for AdminService {
             members: members(&self.ctx),
             oldest_watch_revision: self.ctx.node.watch_floor().map_err(status::node_error)?,
             watchers: self.ctx.node.watch_hub().watchers() as u64,
+            leases: self.ctx.node.lease_count() as u64,
         }))
     }
 
