@@ -9,6 +9,8 @@ use std::{
 
 use flaredb_proto::raft as pb;
 
+use openraft::async_runtime::WatchReceiver;
+
 use super::FlareNode;
 use crate::{error::NodeError, keys::NamespaceId, lease::LeaseInfo};
 
@@ -48,9 +50,14 @@ impl FlareNode {
     /// Restarts every deadline if this node leads in a term it has not yet
     /// restarted them for; the table's deadlines are only meaningful then.
     fn lead_leases(&self) {
-        let m = self.metrics();
-        if m.state.is_leader() {
-            self.shared.leases.lead(m.current_term, Instant::now());
+        // Borrowed, not cloned: this runs for every keep-alive.
+        let term = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            m.state.is_leader().then_some(m.current_term)
+        };
+        if let Some(term) = term {
+            self.shared.leases.lead(term, Instant::now());
         }
     }
 
