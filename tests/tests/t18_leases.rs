@@ -110,6 +110,27 @@ async fn a_kept_lease_outlives_its_ttl_and_a_dropped_one_expires() {
 }
 
 #[tokio::test]
+async fn leases_survive_kill_9_of_every_node_and_still_expire() {
+    let mut c = Cluster::start(3).await;
+    let client = c.client();
+    let (id, _) = client.lease_grant(3).await.unwrap();
+    let put = client.cas_put_with_lease("durable", "v", 0, id).await.unwrap();
+    for n in 1..=3 {
+        c.kill(n);
+    }
+    for n in 1..=3 {
+        c.start_node(n);
+    }
+    c.wait_leader().await;
+    // Acknowledged, so still there after the restart, with its key attached.
+    let info = client.lease_time_to_live(id, true).await.unwrap().expect("the lease survived the restart");
+    assert_eq!(info.keys.len(), 1, "{info:?}");
+    assert_eq!(client.cas_get("durable").await.unwrap().unwrap().version, put.new_version);
+    gone(&client, "durable").await;
+    assert!(client.lease_time_to_live(id, false).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_leader_change_gives_every_lease_its_full_ttl_again() {
     let mut c = Cluster::start(3).await;
     let old = c.wait_leader().await;
