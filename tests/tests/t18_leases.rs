@@ -9,7 +9,7 @@ use std::{
 
 use flaredb_client::{ClientError, RdbClient, TxnOp, WatchEvent, WatchEventKind};
 use flaredb_proto::v1::{self as pb, kv_cas_client::KvCasClient};
-use flaredb_tests::{b64, grpcurl_run, wait_until, Cluster};
+use flaredb_tests::{b64, grpcurl_run, wait_until, Cluster, ClusterOpts};
 use futures::StreamExt;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -128,6 +128,50 @@ async fn leases_survive_kill_9_of_every_node_and_still_expire() {
     assert_eq!(client.cas_get("durable").await.unwrap().unwrap().version, put.new_version);
     gone(&client, "durable").await;
     assert!(client.lease_time_to_live(id, false).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_node_that_catches_up_by_snapshot_has_the_leases_of_the_snapshot() {
+    let opts =
+        ClusterOpts { snapshot_logs_since_last: 50, max_logs_to_keep: 10, fault_injection: true, ..Default::default() };
+    let mut c = Cluster::start_with(3, opts).await;
+    let leader = c.wait_leader().await;
+    let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    let client = c.client();
+    let (before, _) = client.lease_grant(60).await.unwrap();
+    let v = client.cas_put_with_lease("s/before", "v", 0, before).await.unwrap().new_version;
+    c.wait_applied(lagging, v).await;
+    assert_eq!(c.client_for(lagging).status().await.unwrap().leases, 1);
+
+    // Cut off while one lease goes and another comes, and the log is purged past it.
+    let others: Vec<u64> = (1..=3).filter(|id| *id != lagging).collect();
+    c.partition(&[&[lagging], &others]).await;
+    client.lease_revoke(before).await.unwrap();
+    let (after, _) = client.lease_grant(60).await.unwrap();
+    client.lease_grant(60).await.unwrap();
+    client.cas_put_with_lease("s/after", "v", 0, after).await.unwrap();
+    c.client_for(leader).snapshot().await.unwrap();
+    let behind = c.client_for(lagging).status().await.unwrap().applied_index;
+    let leader_client = c.client_for(leader);
+    let mut i = 0;
+    wait_until("the leader purged past the cut-off node", DEADLINE, || {
+        i += 1;
+        let (client, leader_client, key) = (client.clone(), leader_client.clone(), format!("s/{i}"));
+        async move {
+            client.cas_put(key, "v", 0).await.ok()?;
+            (leader_client.status().await.ok()?.purged_index > behind).then_some(())
+        }
+    })
+    .await;
+    let last = client.cas_get(format!("s/{i}")).await.unwrap().unwrap().version;
+    c.heal().await;
+    c.wait_applied(lagging, last).await;
+    let s = c.client_for(lagging).status().await.unwrap();
+    assert!(s.oldest_watch_revision > 1, "node {lagging} did not install a snapshot");
+    // Its table came from the snapshot: the revoked lease gone, the new ones there.
+    assert_eq!(s.leases, 2);
+    let info = client.lease_time_to_live(after, true).await.unwrap().unwrap();
+    assert_eq!(info.keys.len(), 1);
 }
 
 #[tokio::test]
