@@ -129,6 +129,11 @@ async fn serve(
 ) -> Result<(), ServeError> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30)));
     tonic::transport::Server::builder()
+        // A client that vanished without closing (power loss, a cut network)
+        // would hold its watch and keep-alive streams open forever; HTTP/2
+        // pings find it within a minute.
+        .http2_keepalive_interval(Some(HTTP2_PING_EVERY))
+        .http2_keepalive_timeout(Some(HTTP2_PING_TIMEOUT))
         .trace_fn(move |req| tracing::info_span!("rpc", node = id, path = %req.uri().path()))
         .layer(size_limit::layer())
         .add_routes(routes)
@@ -136,6 +141,9 @@ async fn serve(
         .await?;
     Ok(())
 }
+
+const HTTP2_PING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+const HTTP2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
