@@ -2,6 +2,8 @@
 
 // A binary's root resolves `mod` next to itself, where Cargo would take a
 // file for another binary; keep the module in a directory of its own.
+#[path = "flaredb/lease_cmd.rs"]
+mod lease_cmd;
 #[path = "flaredb/txn_json.rs"]
 mod txn_json;
 #[path = "flaredb/watch_json.rs"]
@@ -11,6 +13,7 @@ use std::{
     collections::BTreeSet,
     io::{ErrorKind, Read, Write},
     path::PathBuf,
+    process::ExitCode,
 };
 
 use clap::{Parser, Subcommand};
@@ -42,6 +45,10 @@ enum Cmd {
         value: String,
         #[arg(long, default_value_t = 0)]
         expect: u64,
+        /// Attach the key to lease ID (see `flaredb lease`): it is deleted
+        /// when the lease is revoked or expires.
+        #[arg(long, value_name = "ID")]
+        lease: Option<u64>,
     },
     /// Compare-and-delete.
     Delete {
@@ -111,6 +118,75 @@ enum Cmd {
         #[arg(long)]
         progress: bool,
     },
+    /// Leases: grant, revoke, keep alive, time to live.
+    Lease {
+        #[command(subcommand)]
+        cmd: lease_cmd::LeaseCmd,
+    },
+    /// Takes lock NAME (waiting while someone else holds it) and runs COMMAND
+    /// while holding it, or without COMMAND holds it until interrupted.
+    ///
+    /// The lock is the key NAME in the namespace (-n), held with a lease of
+    /// --ttl seconds that this process keeps alive; its value is the holder,
+    /// `host/pid`. If this process dies, the lock frees itself within the TTL.
+    /// Once acquired it prints
+    ///
+    ///   lock NAME acquired (token T, lease L)
+    ///
+    /// on stdout without COMMAND, on stderr with one. T is the fencing token:
+    /// it grows with every new holder, so a resource that remembers the
+    /// highest token it saw can refuse a holder whose lock has passed on.
+    ///
+    /// With COMMAND (after `--`), COMMAND runs with FLAREDB_LOCK_TOKEN=T in
+    /// its environment; when it exits the lock is released and flaredb exits
+    /// with its exit status (128+N if signal N ended it). SIGINT and SIGTERM
+    /// are passed on to it. If the lock is lost while it runs (its lease
+    /// expired or was revoked), COMMAND gets SIGTERM (SIGKILL 5 s later) and
+    /// flaredb exits 1 saying the lock was lost.
+    ///
+    /// Without COMMAND, Ctrl-C or SIGTERM releases the lock and exits 0; a
+    /// lost lock exits 1. Interrupted while still waiting, it exits 130
+    /// (SIGINT) or 143 (SIGTERM).
+    ///
+    ///   flaredb lock backup -- sh -c 'run-backup --fence "$FLAREDB_LOCK_TOKEN"'
+    #[command(verbatim_doc_comment)]
+    Lock {
+        name: String,
+        /// The lease's TTL in seconds: how long the lock outlives a holder that dies.
+        #[arg(long, default_value_t = 10, value_parser = lease_cmd::ttl_secs)]
+        ttl: i64,
+        /// The command to run while holding the lock, and its arguments.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Campaigns in election NAME with PROPOSAL, or with --listen follows who leads it.
+    ///
+    /// An election is a lock (see `flaredb lock`) whose value is the leader's
+    /// proposal. With PROPOSAL it waits until elected, prints
+    ///
+    ///   elected: PROPOSAL (token T)
+    ///
+    /// and leads until interrupted (Ctrl-C or SIGTERM: resigns and exits 0)
+    /// or until its lease is lost (exits 1). T is the fencing token.
+    ///
+    /// With --listen it prints the current leader, then a line each time
+    /// that changes, until interrupted (exits 0):
+    ///
+    ///   leader: PROPOSAL (token T)
+    ///   no leader
+    #[command(verbatim_doc_comment)]
+    Elect {
+        name: String,
+        /// The value to lead with.
+        #[arg(required_unless_present = "listen")]
+        proposal: Option<String>,
+        /// Print the leader as it changes instead of campaigning.
+        #[arg(long, conflicts_with = "proposal")]
+        listen: bool,
+        /// The lease's TTL in seconds: how long leadership outlives a leader that dies.
+        #[arg(long, default_value_t = 10, value_parser = lease_cmd::ttl_secs)]
+        ttl: i64,
+    },
     RawPut {
         key: String,
         value: String,
@@ -178,7 +254,7 @@ fn read_input(file: Option<&std::path::Path>) -> Result<(String, Vec<u8>), Clien
     }
 }
 
-async fn run(cli: Cli) -> Result<(), ClientError> {
+async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
     let mut config = flaredb_client::ClientConfig::default();
     if let Some(ms) = std::env::var("FLAREDB_RETRY_BUDGET_MS").ok().and_then(|v| v.parse().ok()) {
         config.retry_budget = std::time::Duration::from_millis(ms);
@@ -189,8 +265,11 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             Some(v) => println!("{}\t{}", v.version, text(&v.value)),
             None => println!("(absent)"),
         },
-        Cmd::Put { key, value, expect } => {
-            let o = client.cas_put(key, value, expect).await?;
+        Cmd::Put { key, value, expect, lease } => {
+            let o = match lease {
+                Some(id) => client.cas_put_with_lease(key, value, expect, id).await?,
+                None => client.cas_put(key, value, expect).await?,
+            };
             if o.success {
                 println!("ok version {}", o.new_version);
             } else {
@@ -222,6 +301,9 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             println!("{out}");
         }
         Cmd::Watch { key, prefix, from, progress } => watch(&client, key, prefix, from, progress).await?,
+        Cmd::Lease { cmd } => return lease_cmd::lease(&client, cmd).await,
+        Cmd::Lock { name, ttl, command } => return lease_cmd::lock(&client, name, ttl, command).await,
+        Cmd::Elect { name, proposal, listen: _, ttl } => return lease_cmd::elect(&client, name, ttl, proposal).await,
         Cmd::RawPut { key, value } => client.raw_put(key, value).await?,
         Cmd::RawGet { key } => println!("{}", client.raw_get(key).await?.map_or("(absent)".into(), |v| text(&v))),
         Cmd::RawDelete { key } => println!("{}", if client.raw_delete(key).await? { "deleted" } else { "absent" }),
@@ -260,7 +342,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             println!("wrote {n} bytes to {}", file.display());
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the events of a watch as JSON lines until it fails. A reader that
@@ -300,12 +382,12 @@ async fn watch(client: &RdbClient, key: String, prefix: bool, from: u64, progres
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     match run(Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("flaredb: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
