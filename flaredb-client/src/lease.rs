@@ -166,14 +166,17 @@ async fn keeper(client: RdbClient, id: u64, ttl: Duration, state: watch::Sender<
     let every = (ttl / 3).max(Duration::from_millis(200));
     let mut renewed = Instant::now();
     let mut backoff = client.conn.config.backoff_initial;
+    let mut failed: Option<String> = None;
     loop {
-        let why = match renew_over_one_stream(&client, id, every, ttl, &mut renewed).await {
+        let addr = pick(&client, failed.as_deref());
+        let why = match renew_over_one_stream(&client, &addr, id, every, ttl, &mut renewed).await {
             Ok(gone) => {
                 let _ = state.send(LeaseState::Lost(gone));
                 return;
             }
             Err(why) => why,
         };
+        failed = Some(addr);
         if renewed.elapsed() >= ttl {
             let lost = format!("lease {id} not renewed for its whole TTL ({ttl:?}); last error: {why}");
             let _ = state.send(LeaseState::Lost(lost));
@@ -185,22 +188,41 @@ async fn keeper(client: RdbClient, id: u64, ttl: Duration, state: watch::Sender<
     }
 }
 
+/// The leader if known, else the next endpoint in turn; not `failed` (the
+/// node the last stream broke on) while another is left to try.
+fn pick(client: &RdbClient, failed: Option<&str>) -> String {
+    if let Some(l) = client.conn.leader().filter(|l| Some(l.as_str()) != failed) {
+        return l;
+    }
+    let mut addr = client.conn.next_endpoint();
+    for _ in 1..client.conn.endpoint_count() {
+        if Some(addr.as_str()) != failed {
+            break;
+        }
+        addr = client.conn.next_endpoint();
+    }
+    addr
+}
+
 /// `Ok(why)`: the lease is gone for good; `Err(why)`: the stream broke.
 async fn renew_over_one_stream(
     client: &RdbClient,
+    addr: &str,
     id: u64,
     every: Duration,
     ttl: Duration,
     renewed: &mut Instant,
 ) -> Result<String, String> {
-    let addr = client.conn.leader().unwrap_or_else(|| client.conn.next_endpoint());
-    let channel = client.conn.channel(&addr).map_err(|e| e.to_string())?;
+    let channel = client.conn.channel(addr).map_err(|e| e.to_string())?;
     let (tx, mut rx) = mpsc::channel(4);
     let requests = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let _ = tx.try_send(pb::LeaseKeepAliveRequest { lease_id: id });
     // When each unanswered renewal was sent (answers come in order).
     let mut sent = VecDeque::from([Instant::now()]);
-    let opened = tokio::time::timeout(client.conn.config.request_timeout, async {
+    // How long an answer may be late before another node is tried: a node
+    // that stopped (paused, cut off) must be left while the lease still holds.
+    let patience = every.max(Duration::from_secs(1)).min(client.conn.config.request_timeout);
+    let opened = tokio::time::timeout(patience, async {
         KvCasClient::new(channel).lease_keep_alive(Request::new(requests)).await
     });
     let resp = match opened.await {
@@ -209,7 +231,11 @@ async fn renew_over_one_stream(
             client.conn.set_leader(LeaderHint::from_metadata(s.metadata()).map(|h| h.addr));
             return Err(format!("{addr}: {}", s.message()));
         }
-        Err(_) => return Err(format!("{addr}: no answer within {:?}", client.conn.config.request_timeout)),
+        Err(_) => {
+            // Try another node next time.
+            client.conn.set_leader(None);
+            return Err(format!("{addr}: no answer within {patience:?}"));
+        }
     };
     if let Some(h) = LeaderHint::from_metadata(resp.metadata()) {
         client.conn.set_leader(Some(h.addr));
@@ -217,8 +243,9 @@ async fn renew_over_one_stream(
     let mut answers = resp.into_inner();
     let mut next = tokio::time::Instant::now() + every;
     loop {
-        // An unanswered renewal for a whole TTL means this stream is stuck.
-        let stuck = tokio::time::Instant::from_std(*renewed + ttl);
+        // A renewal unanswered for longer than `patience` means this stream is stuck.
+        let overdue = sent.front().map_or(*renewed + ttl, |at| *at + patience);
+        let stuck = tokio::time::Instant::from_std(overdue.min(*renewed + ttl));
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {
                 sent.push_back(Instant::now());
@@ -227,7 +254,10 @@ async fn renew_over_one_stream(
                 }
                 next += every;
             }
-            _ = tokio::time::sleep_until(stuck) => return Err(format!("{addr}: no renewal answered")),
+            _ = tokio::time::sleep_until(stuck) => {
+                client.conn.set_leader(None);
+                return Err(format!("{addr}: no renewal answered"));
+            }
             msg = answers.message() => match msg {
                 Ok(Some(r)) if r.ttl_seconds <= 0 => {
                     return Ok(format!("lease {id} expired or was revoked (the server no longer has it)"));

@@ -175,6 +175,30 @@ async fn a_node_that_catches_up_by_snapshot_has_the_leases_of_the_snapshot() {
 }
 
 #[tokio::test]
+async fn a_kept_lease_rides_out_a_paused_leader() {
+    let c = Cluster::start(3).await;
+    let old = c.wait_leader().await;
+    // The client knows the leader first, then the others.
+    let mut endpoints = vec![c.addr(old)];
+    endpoints.extend((1..=3).filter(|id| *id != old).map(|id| c.addr(id)));
+    let client = RdbClient::with_config(endpoints, flaredb_tests::test_client_config()).unwrap();
+    let lease = client.lease(6).await.unwrap();
+    client.cas_put_with_lease("paused", "v", 0, lease.id()).await.unwrap();
+    c.pause(old);
+    // Two TTLs later: the keeper left the stopped node and renewed through
+    // the others (the new leader restarted the lease's TTL when elected).
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        assert!(lease.is_alive(), "{:?}", lease.state());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let info = client.lease_time_to_live(lease.id(), false).await.unwrap().expect("kept alive");
+    assert!(info.ttl_secs >= 3, "{info:?}");
+    assert!(client.cas_get("paused").await.unwrap().is_some());
+    c.resume(old);
+}
+
+#[tokio::test]
 async fn a_leader_change_gives_every_lease_its_full_ttl_again() {
     let mut c = Cluster::start(3).await;
     let old = c.wait_leader().await;

@@ -151,7 +151,33 @@ async fn pipe_to_leader(
     out.metadata_mut().insert(FORWARDED_KEY, MetadataValue::from_static("1"));
     let channel = ctx.fwd.channel(&leader.1)?;
     let answer = KvCasClient::new(channel).lease_keep_alive(out).await.map_err(|s| with_cause(s, &leader))?;
-    let mut resp = Response::new(Box::pin(answer.into_inner()) as KeepAliveStream);
+    let mut answers = answer.into_inner();
+    // A leader that stopped (paused, cut off) answers nothing and closes
+    // nothing: once this node knows another leader, the stream ends so that
+    // the client reconnects (to the new leader, named in the hint).
+    let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
+    let (node, wait) = (ctx.node.clone(), ctx.leader_wait);
+    let piped = leader.0;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                next = answers.next() => {
+                    let Some(next) = next else { return };
+                    if tx.send(next).await.is_err() {
+                        return;
+                    }
+                }
+                new = node.wait_for_new_leader(Some(piped), wait) => {
+                    if new.is_some() {
+                        let s = status::node_error(NodeError::NotLeader { leader: node.leader() });
+                        let _ = tx.send(Err(s)).await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))) as KeepAliveStream);
     LeaderHint { id: leader.0, addr: leader.1 }.insert_into(resp.metadata_mut());
     Ok(resp)
 }
