@@ -71,6 +71,8 @@ pub(crate) struct Conn {
     /// This client's identity for exactly-once writes, and its next sequence.
     client_id: String,
     sequence: AtomicU64,
+    /// The keep-alive stream shared by this client's leases.
+    pub(crate) leases: Arc<crate::lease_keeper::Keeper>,
 }
 
 impl Conn {
@@ -86,6 +88,7 @@ impl Conn {
             config,
             client_id: format!("{:032x}", rand::random::<u128>()),
             sequence: AtomicU64::new(1),
+            leases: Default::default(),
         };
         for e in &conn.endpoints {
             conn.channel(e)?;

@@ -1,23 +1,15 @@
-//! Leases: grant, revoke, time-to-live, and a [`Lease`] handle whose
-//! background task keeps the lease alive (over `KvCas/LeaseKeepAlive`,
-//! reconnecting to another node when one fails) until it is dropped, revoked
-//! or lost.
+//! Leases: grant, revoke, time-to-live, and a [`Lease`] handle kept alive
+//! in the background (`lease_keeper.rs`: one `KvCas/LeaseKeepAlive` stream
+//! per client, reconnecting to another node when one fails) until it is
+//! dropped, revoked or lost.
 
-use std::{
-    collections::VecDeque,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use flaredb_proto::{
-    leader_hint::LeaderHint,
-    v1::{self as pb, kv_cas_client::KvCasClient},
-};
-use tokio::{sync::mpsc, sync::watch, task::JoinHandle};
-use tonic::Request;
+use flaredb_proto::v1::{self as pb, kv_cas_client::KvCasClient};
+use tokio::sync::watch;
 
-use crate::{conn::Retry, ClientError, RdbClient};
+use crate::{conn::Retry, lease_keeper::Registration, ClientError, RdbClient};
 
 /// What the leader knows of a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,32 +85,25 @@ impl RdbClient {
         Ok(self.keep_alive(id, ttl))
     }
 
-    /// Keeps an existing lease `id` of `ttl_secs` alive in the background.
+    /// Keeps an existing lease `id` of `ttl_secs` alive in the background,
+    /// over the one keep-alive stream this client shares among its leases.
     pub fn keep_alive(&self, id: u64, ttl_secs: i64) -> Lease {
-        let (tx, rx) = watch::channel(LeaseState::Alive);
         let ttl = Duration::from_secs(ttl_secs.max(1) as u64);
-        let task = tokio::spawn(keeper(self.clone(), id, ttl, tx));
-        Lease { id, ttl_secs, state: rx, task: Arc::new(Abort(task)), client: self.clone() }
+        let (state, reg) = self.conn.leases.add(self, id, ttl);
+        Lease { id, ttl_secs, state, _reg: Arc::new(reg), client: self.clone() }
     }
 }
 
-/// A lease kept alive by a background task. Clones share the task, which
-/// stops (without revoking) when the last clone is dropped.
+/// A lease kept alive in the background. Clones share it; renewals stop
+/// (without revoking) when the last clone is dropped.
 #[derive(Clone)]
 pub struct Lease {
     id: u64,
     ttl_secs: i64,
     state: watch::Receiver<LeaseState>,
-    task: Arc<Abort>,
+    /// Held for its `Drop`: the last clone gone stops the renewals.
+    _reg: Arc<Registration>,
     client: RdbClient,
-}
-
-struct Abort(JoinHandle<()>);
-
-impl Drop for Abort {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl Lease {
@@ -154,126 +139,7 @@ impl Lease {
     /// Stops keeping it alive and revokes it (deleting its keys); how many
     /// keys that deleted (`None`: it was already gone).
     pub async fn revoke(self) -> Result<Option<u64>, ClientError> {
-        self.task.0.abort();
+        self.client.conn.leases.drop_lease(self.id, "revoked by this client");
         self.client.lease_revoke(self.id).await
-    }
-}
-
-/// Renews every third of the TTL over one stream, reconnecting when it
-/// breaks; declares the lease lost when the server says it is gone or when
-/// no renewal was acknowledged for a whole TTL.
-async fn keeper(client: RdbClient, id: u64, ttl: Duration, state: watch::Sender<LeaseState>) {
-    let every = (ttl / 3).max(Duration::from_millis(200));
-    let mut renewed = Instant::now();
-    let mut backoff = client.conn.config.backoff_initial;
-    let mut failed: Option<String> = None;
-    loop {
-        let addr = pick(&client, failed.as_deref());
-        let why = match renew_over_one_stream(&client, &addr, id, every, ttl, &mut renewed).await {
-            Ok(gone) => {
-                let _ = state.send(LeaseState::Lost(gone));
-                return;
-            }
-            Err(why) => why,
-        };
-        failed = Some(addr);
-        if renewed.elapsed() >= ttl {
-            let lost = format!("lease {id} not renewed for its whole TTL ({ttl:?}); last error: {why}");
-            let _ = state.send(LeaseState::Lost(lost));
-            return;
-        }
-        tracing::debug!(lease = id, error = %why, "keep-alive stream ended; reconnecting");
-        tokio::time::sleep(backoff.min(ttl.saturating_sub(renewed.elapsed()))).await;
-        backoff = (backoff * 2).min(client.conn.config.backoff_max);
-    }
-}
-
-/// The leader if known, else the next endpoint in turn; not `failed` (the
-/// node the last stream broke on) while another is left to try.
-fn pick(client: &RdbClient, failed: Option<&str>) -> String {
-    if let Some(l) = client.conn.leader().filter(|l| Some(l.as_str()) != failed) {
-        return l;
-    }
-    let mut addr = client.conn.next_endpoint();
-    for _ in 1..client.conn.endpoint_count() {
-        if Some(addr.as_str()) != failed {
-            break;
-        }
-        addr = client.conn.next_endpoint();
-    }
-    addr
-}
-
-/// `Ok(why)`: the lease is gone for good; `Err(why)`: the stream broke.
-async fn renew_over_one_stream(
-    client: &RdbClient,
-    addr: &str,
-    id: u64,
-    every: Duration,
-    ttl: Duration,
-    renewed: &mut Instant,
-) -> Result<String, String> {
-    let channel = client.conn.channel(addr).map_err(|e| e.to_string())?;
-    let (tx, mut rx) = mpsc::channel(4);
-    let requests = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let _ = tx.try_send(pb::LeaseKeepAliveRequest { lease_id: id });
-    // When each unanswered renewal was sent (answers come in order).
-    let mut sent = VecDeque::from([Instant::now()]);
-    // How long an answer may be late before another node is tried: a node
-    // that stopped (paused, cut off) must be left while the lease still holds.
-    let patience = every.max(Duration::from_secs(1)).min(client.conn.config.request_timeout);
-    let opened = tokio::time::timeout(patience, async {
-        KvCasClient::new(channel).lease_keep_alive(Request::new(requests)).await
-    });
-    let resp = match opened.await {
-        Ok(Ok(r)) => r,
-        Ok(Err(s)) => {
-            client.conn.set_leader(LeaderHint::from_metadata(s.metadata()).map(|h| h.addr));
-            return Err(format!("{addr}: {}", s.message()));
-        }
-        Err(_) => {
-            // Try another node next time.
-            client.conn.set_leader(None);
-            return Err(format!("{addr}: no answer within {patience:?}"));
-        }
-    };
-    if let Some(h) = LeaderHint::from_metadata(resp.metadata()) {
-        client.conn.set_leader(Some(h.addr));
-    }
-    let mut answers = resp.into_inner();
-    let mut next = tokio::time::Instant::now() + every;
-    loop {
-        // A renewal unanswered for longer than `patience` means this stream is stuck.
-        let overdue = sent.front().map_or(*renewed + ttl, |at| *at + patience);
-        let stuck = tokio::time::Instant::from_std(overdue.min(*renewed + ttl));
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {
-                sent.push_back(Instant::now());
-                if tx.send(pb::LeaseKeepAliveRequest { lease_id: id }).await.is_err() {
-                    return Err(format!("{addr}: the request stream closed"));
-                }
-                next += every;
-            }
-            _ = tokio::time::sleep_until(stuck) => {
-                client.conn.set_leader(None);
-                return Err(format!("{addr}: no renewal answered"));
-            }
-            msg = answers.message() => match msg {
-                Ok(Some(r)) if r.ttl_seconds <= 0 => {
-                    return Ok(format!("lease {id} expired or was revoked (the server no longer has it)"));
-                }
-                // The lease holds for a TTL from when its renewal was sent.
-                Ok(Some(_)) => {
-                    if let Some(at) = sent.pop_front() {
-                        *renewed = at;
-                    }
-                }
-                Ok(None) => return Err(format!("{addr}: the server ended the stream")),
-                Err(s) => {
-                    client.conn.set_leader(LeaderHint::from_metadata(s.metadata()).map(|h| h.addr));
-                    return Err(format!("{addr}: {}", s.message()));
-                }
-            },
-        }
     }
 }

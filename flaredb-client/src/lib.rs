@@ -41,6 +41,7 @@ mod client;
 mod conn;
 mod error;
 mod lease;
+mod lease_keeper;
 mod lock;
 pub mod prefix;
 mod txn;

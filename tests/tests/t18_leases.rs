@@ -199,6 +199,34 @@ async fn a_kept_lease_rides_out_a_paused_leader() {
 }
 
 #[tokio::test]
+async fn one_client_keeps_many_leases_and_lets_go_of_each_alone() {
+    let c = Cluster::start(1).await;
+    let client = c.client();
+    let mut leases = Vec::new();
+    for i in 0..40 {
+        let lease = client.lease(2 + i % 3).await.unwrap();
+        client.cas_put_with_lease(format!("many/{i:02}"), "v", 0, lease.id()).await.unwrap();
+        leases.push(lease);
+    }
+    // Half let go (dropped): only their keys go, after their TTL.
+    let kept: Vec<_> = leases.drain(..).enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, l)| l).collect();
+    wait_until("the dropped leases' keys deleted", DEADLINE, || async {
+        (client.scan_prefix("many/").await.ok()?.len() == 20).then_some(())
+    })
+    .await;
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(kept.iter().all(|l| l.is_alive()), "a kept lease was lost");
+    }
+    let left: Vec<String> =
+        client.scan_prefix("many/").await.unwrap().iter().map(|kv| String::from_utf8_lossy(&kv.key).into()).collect();
+    let even: Vec<String> = (0..40).step_by(2).map(|i| format!("many/{i:02}")).collect();
+    assert_eq!(left, even);
+    assert_eq!(client.status().await.unwrap().leases, 20);
+}
+
+#[tokio::test]
 async fn a_leader_change_gives_every_lease_its_full_ttl_again() {
     let mut c = Cluster::start(3).await;
     let old = c.wait_leader().await;
