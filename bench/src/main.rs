@@ -5,6 +5,7 @@
 mod bulk;
 mod cluster;
 mod failover;
+mod lease;
 mod load;
 mod recovery;
 mod resources;
@@ -32,7 +33,7 @@ struct Args {
     #[arg(long)]
     server_bin: Option<std::path::PathBuf>,
     /// Also run every workload against etcd at this endpoint (e.g. 127.0.0.1:2379);
-    /// for `--scenario watch`, every member's, comma-separated.
+    /// for `--scenario watch` and `lease`, every member's, comma-separated.
     #[arg(long)]
     etcd: Option<String>,
     /// Client concurrencies to run each workload at.
@@ -61,7 +62,10 @@ struct Args {
     /// or `bulk-load` (--keys distinct keys by the first --clients writers into
     /// 3 nodes, then into --etcd: rate, disk, RSS, restart) or `watch` (event
     /// latency to --watchers watchers on a follower; --idle-watchers on the
-    /// leader next to a CAS load from the largest --clients; then on --etcd).
+    /// leader next to a CAS load from the largest --clients; then on --etcd)
+    /// or `lease` (grants/s at each --clients for --seconds; --leases leases
+    /// granted by the largest --clients, kept alive by --lease-clients
+    /// streams for --lease-secs, then renewed in one burst; then on --etcd).
     #[arg(long)]
     scenario: Option<Scenario>,
     /// Watchers of the written prefix in `--scenario watch`, one run per count.
@@ -73,6 +77,19 @@ struct Args {
     /// Puts per second of the watched writer in `--scenario watch` (0: back to back).
     #[arg(long, default_value_t = 200)]
     watch_rate: u32,
+    /// Leases kept alive in `--scenario lease`.
+    #[arg(long, default_value_t = 100_000)]
+    leases: usize,
+    /// Keep-alive clients in `--scenario lease`: one connection and one
+    /// stream each, renewing --leases / --lease-clients leases.
+    #[arg(long, default_value_t = 1_000)]
+    lease_clients: usize,
+    /// TTL in seconds of the kept leases in `--scenario lease` (renewed every third of it).
+    #[arg(long, default_value_t = 30)]
+    lease_ttl: i64,
+    /// Seconds the keep-alive load of `--scenario lease` is measured.
+    #[arg(long, default_value_t = 30)]
+    lease_secs: u64,
     /// Keys for `--scenario bulk-load`.
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
@@ -91,6 +108,7 @@ enum Scenario {
     RollingRestart,
     BulkLoad,
     Watch,
+    Lease,
 }
 
 fn watch_args(args: &Args) -> watch::WatchArgs {
@@ -105,6 +123,21 @@ fn watch_args(args: &Args) -> watch::WatchArgs {
         server_bin: args.server_bin.clone(),
         config: args.server_config.clone(),
         etcd,
+    }
+}
+
+fn lease_args(args: &Args) -> lease::LeaseArgs {
+    lease::LeaseArgs {
+        grant_clients: args.clients.clone(),
+        grant_secs: Duration::from_secs(args.seconds),
+        leases: args.leases,
+        streams: args.lease_clients,
+        ttl: args.lease_ttl,
+        window: Duration::from_secs(args.lease_secs),
+        granters: args.clients.iter().copied().max().unwrap_or(64),
+        server_bin: args.server_bin.clone(),
+        config: args.server_config.clone(),
+        etcd: args.etcd.iter().flat_map(|e| e.split(',')).map(str::to_string).collect(),
     }
 }
 
@@ -126,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
             return bulk::run(a).await;
         }
         Some(Scenario::Watch) => return watch::run(watch_args(&args)).await,
+        Some(Scenario::Lease) => return lease::run(lease_args(&args)).await,
         None => {}
     }
     if let Some(keys) = args.recovery_keys {

@@ -127,6 +127,14 @@ async fn flaredb_system(c: &LocalCluster) -> anyhow::Result<System> {
 
 /// etcd's leader (by its members' status) and another member.
 async fn etcd_system(endpoints: &[String]) -> anyhow::Result<System> {
+    let (leader, follower) = etcd_roles(endpoints).await?;
+    let load = Arc::new(Target::etcd(&leader).await?);
+    let (leader_pid, follower_pid) = (pid_of(&leader)?, pid_of(&follower)?);
+    Ok(System { kind: Kind::Etcd, name: "etcd", leader, follower, leader_pid, follower_pid, load })
+}
+
+/// The endpoints of etcd's leader (by its members' status) and of another member.
+pub(crate) async fn etcd_roles(endpoints: &[String]) -> anyhow::Result<(String, String)> {
     let (mut leader, mut follower) = (None, None);
     for e in endpoints {
         let mut client = etcd_client::Client::connect([e], None).await?;
@@ -138,14 +146,11 @@ async fn etcd_system(endpoints: &[String]) -> anyhow::Result<System> {
             follower.get_or_insert_with(|| e.clone());
         }
     }
-    let (leader, follower) = (leader.context("no etcd leader")?, follower.context("no etcd follower")?);
-    let load = Arc::new(Target::etcd(&leader).await?);
-    let (leader_pid, follower_pid) = (pid_of(&leader)?, pid_of(&follower)?);
-    Ok(System { kind: Kind::Etcd, name: "etcd", leader, follower, leader_pid, follower_pid, load })
+    Ok((leader.context("no etcd leader")?, follower.context("no etcd follower")?))
 }
 
 /// The process serving endpoint `host:port` on this machine.
-fn pid_of(endpoint: &str) -> anyhow::Result<u32> {
+pub(crate) fn pid_of(endpoint: &str) -> anyhow::Result<u32> {
     let port = endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).context("endpoint without port")?;
     resources::pid_listening(port).with_context(|| format!("no process listens on {endpoint}"))
 }
