@@ -6,6 +6,7 @@ use bytes::Bytes;
 use flaredb_proto::v1::{self as pb, kv_cas_client::KvCasClient, kv_raw_client::KvRawClient};
 use futures::{stream, Stream, TryStreamExt};
 
+use crate::IntoBytes;
 use crate::{
     conn::{ClientConfig, Conn, Retry},
     prefix::prefix_end,
@@ -103,8 +104,8 @@ impl RdbClient {
     /// Applied at most once however often it is retried (see the crate docs).
     pub async fn cas_put(
         &self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         expected_version: u64,
     ) -> Result<CasOutcome, ClientError> {
         self.cas_put_with_lease(key, value, expected_version, 0).await
@@ -115,15 +116,15 @@ impl RdbClient {
     /// is [`ClientError::Server`] with `NotFound`, and nothing is written.
     pub async fn cas_put_with_lease(
         &self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         expected_version: u64,
         lease_id: u64,
     ) -> Result<CasOutcome, ClientError> {
         let (write_id, retry) = self.conn.write_id();
         let msg = pb::CasRequest {
-            key: key.into(),
-            value: value.into(),
+            key: key.into_bytes(),
+            value: value.into_bytes(),
             expected_version,
             namespace: self.namespace.clone(),
             write_id,
@@ -135,8 +136,8 @@ impl RdbClient {
     }
 
     /// Linearizable read of one key.
-    pub async fn cas_get(&self, key: impl Into<Bytes>) -> Result<Option<Versioned>, ClientError> {
-        let msg = pb::GetRequest { key: key.into(), namespace: self.namespace.clone() };
+    pub async fn cas_get(&self, key: impl IntoBytes) -> Result<Option<Versioned>, ClientError> {
+        let msg = pb::GetRequest { key: key.into_bytes(), namespace: self.namespace.clone() };
         let r = self.conn.call(Retry::Always, msg, |ch, q| async move { KvCasClient::new(ch).get(q).await }).await?;
         Ok(r.found.then_some(Versioned { value: r.value, version: r.version }))
     }
@@ -144,12 +145,16 @@ impl RdbClient {
     /// One page of `[start, end)` (empty `end` = to the end); `limit` 0 = server default.
     pub async fn cas_scan(
         &self,
-        start: impl Into<Bytes>,
-        end: impl Into<Bytes>,
+        start: impl IntoBytes,
+        end: impl IntoBytes,
         limit: u32,
     ) -> Result<Page<VersionedKv>, ClientError> {
-        let msg =
-            pb::ScanRequest { start_key: start.into(), end_key: end.into(), limit, namespace: self.namespace.clone() };
+        let msg = pb::ScanRequest {
+            start_key: start.into_bytes(),
+            end_key: end.into_bytes(),
+            limit,
+            namespace: self.namespace.clone(),
+        };
         let r = self.conn.call(Retry::Always, msg, |ch, q| async move { KvCasClient::new(ch).scan(q).await }).await?;
         Ok(Page {
             entries: r.entries.into_iter().map(VersionedKv::from).collect(),
@@ -158,17 +163,21 @@ impl RdbClient {
     }
 
     /// Deletes the key if its version is `expected_version`.
-    pub async fn cas_delete(&self, key: impl Into<Bytes>, expected_version: u64) -> Result<DeleteOutcome, ClientError> {
+    pub async fn cas_delete(&self, key: impl IntoBytes, expected_version: u64) -> Result<DeleteOutcome, ClientError> {
         let (write_id, retry) = self.conn.write_id();
-        let msg =
-            pb::CasDeleteRequest { key: key.into(), expected_version, namespace: self.namespace.clone(), write_id };
+        let msg = pb::CasDeleteRequest {
+            key: key.into_bytes(),
+            expected_version,
+            namespace: self.namespace.clone(),
+            write_id,
+        };
         let r =
             self.conn.call(retry, msg, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await }).await?;
         Ok(DeleteOutcome { success: r.success, current_version: r.current_version })
     }
 
     /// Every strong key starting with `prefix`, paging transparently.
-    pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<Vec<VersionedKv>, ClientError> {
+    pub async fn scan_prefix(&self, prefix: impl IntoBytes) -> Result<Vec<VersionedKv>, ClientError> {
         self.scan_prefix_stream(prefix).try_collect().await
     }
 
@@ -176,22 +185,23 @@ impl RdbClient {
     /// Each page is linearizable on its own; the whole is not one snapshot.
     pub fn scan_prefix_stream(
         &self,
-        prefix: impl Into<Bytes>,
+        prefix: impl IntoBytes,
     ) -> impl Stream<Item = Result<VersionedKv, ClientError>> + Send + 'static {
-        prefix_pages(self.clone(), prefix.into(), |c, start, end| async move { c.cas_scan(start, end, 0).await })
+        prefix_pages(self.clone(), prefix.into_bytes(), |c, start, end| async move { c.cas_scan(start, end, 0).await })
     }
 
     // ---- KvRaw ----
 
-    pub async fn raw_put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), ClientError> {
-        let msg = pb::RawPutRequest { key: key.into(), value: value.into(), namespace: self.namespace.clone() };
+    pub async fn raw_put(&self, key: impl IntoBytes, value: impl IntoBytes) -> Result<(), ClientError> {
+        let msg =
+            pb::RawPutRequest { key: key.into_bytes(), value: value.into_bytes(), namespace: self.namespace.clone() };
         self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_put(q).await }).await?;
         Ok(())
     }
 
     /// Reads the value held by the node asked; may be stale.
-    pub async fn raw_get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, ClientError> {
-        let msg = pb::RawGetRequest { key: key.into(), namespace: self.namespace.clone() };
+    pub async fn raw_get(&self, key: impl IntoBytes) -> Result<Option<Bytes>, ClientError> {
+        let msg = pb::RawGetRequest { key: key.into_bytes(), namespace: self.namespace.clone() };
         let r =
             self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_get(q).await }).await?;
         Ok(r.found.then_some(r.value))
@@ -199,13 +209,13 @@ impl RdbClient {
 
     pub async fn raw_scan(
         &self,
-        start: impl Into<Bytes>,
-        end: impl Into<Bytes>,
+        start: impl IntoBytes,
+        end: impl IntoBytes,
         limit: u32,
     ) -> Result<Page<(Bytes, Bytes)>, ClientError> {
         let msg = pb::RawScanRequest {
-            start_key: start.into(),
-            end_key: end.into(),
+            start_key: start.into_bytes(),
+            end_key: end.into_bytes(),
             limit,
             namespace: self.namespace.clone(),
         };
@@ -218,15 +228,15 @@ impl RdbClient {
     }
 
     /// Every raw key starting with `prefix`, paging transparently.
-    pub async fn raw_scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<Vec<(Bytes, Bytes)>, ClientError> {
-        prefix_pages(self.clone(), prefix.into(), |c, start, end| async move { c.raw_scan(start, end, 0).await })
+    pub async fn raw_scan_prefix(&self, prefix: impl IntoBytes) -> Result<Vec<(Bytes, Bytes)>, ClientError> {
+        prefix_pages(self.clone(), prefix.into_bytes(), |c, start, end| async move { c.raw_scan(start, end, 0).await })
             .try_collect()
             .await
     }
 
     /// Deletes a raw key; true if it existed.
-    pub async fn raw_delete(&self, key: impl Into<Bytes>) -> Result<bool, ClientError> {
-        let msg = pb::RawDeleteRequest { key: key.into(), namespace: self.namespace.clone() };
+    pub async fn raw_delete(&self, key: impl IntoBytes) -> Result<bool, ClientError> {
+        let msg = pb::RawDeleteRequest { key: key.into_bytes(), namespace: self.namespace.clone() };
         let r =
             self.conn.call(Retry::Always, msg, |ch, q| async move { KvRawClient::new(ch).raw_delete(q).await }).await?;
         Ok(r.success)

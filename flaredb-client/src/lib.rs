@@ -19,6 +19,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Keys, values and prefixes are [`IntoBytes`]: `&str`, `&[u8]`, `&String`
+//! and other borrowed data of any lifetime (copied once), or an owned
+//! `String`, `Vec<u8>` or `Bytes` (moved, never copied):
+//!
+//! ```no_run
+//! # async fn demo(lb: flaredb_client::RdbClient) -> Result<(), flaredb_client::ClientError> {
+//! let (key, value) = (format!("backend/{}", 2), String::from("10.0.0.3:80"));
+//! lb.cas_put(key.as_str(), value.as_str(), 0).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Calls go to the cached leader (learned from the `x-flaredb-leader` hint)
 //! and are retried with jittered backoff on UNAVAILABLE and leader changes,
 //! within [`ClientConfig::retry_budget`]. Every compare-and-swap,
@@ -37,6 +48,7 @@
 //! version order, re-attached to another node when one fails.
 
 mod admin;
+mod bytes_arg;
 mod client;
 mod conn;
 mod error;
@@ -47,6 +59,7 @@ pub mod prefix;
 mod txn;
 mod watch;
 
+pub use bytes_arg::IntoBytes;
 pub use client::{CasOutcome, DeleteOutcome, NamespaceMode, Page, RdbClient, Versioned, VersionedKv};
 pub use conn::ClientConfig;
 pub use error::ClientError;

@@ -13,6 +13,7 @@
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::IntoBytes;
 use crate::{lease::Lease, watch::WatchEventKind, ClientError, RdbClient, Versioned};
 
 /// A held lock. Dropping it stops the keep-alive (the lock then frees itself
@@ -46,7 +47,7 @@ impl LockGuard {
 
     /// Changes the value stored under the lock's key (an elected leader
     /// proclaiming a new value), keeping the lease; the new version.
-    pub async fn proclaim(&mut self, value: impl Into<Bytes>) -> Result<u64, ClientError> {
+    pub async fn proclaim(&mut self, value: impl IntoBytes) -> Result<u64, ClientError> {
         let current = self.client.cas_get(self.key.clone()).await?.map_or(0, |v| v.version);
         if current == 0 || !self.lease.is_alive() {
             return Err(ClientError::LockLost(format!("{:?} is no longer held", self.key)));
@@ -70,11 +71,11 @@ impl RdbClient {
     /// (e.g. the holder's name).
     pub async fn lock(
         &self,
-        name: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        name: impl IntoBytes,
+        value: impl IntoBytes,
         ttl_secs: i64,
     ) -> Result<LockGuard, ClientError> {
-        let (key, value) = (name.into(), value.into());
+        let (key, value) = (name.into_bytes(), value.into_bytes());
         let lease = self.lease(ttl_secs).await?;
         loop {
             if let Some(guard) = self.try_with(&key, &value, &lease).await? {
@@ -92,11 +93,11 @@ impl RdbClient {
     /// Takes lock `name` if it is free; `None` if someone holds it.
     pub async fn try_lock(
         &self,
-        name: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        name: impl IntoBytes,
+        value: impl IntoBytes,
         ttl_secs: i64,
     ) -> Result<Option<LockGuard>, ClientError> {
-        let (key, value) = (name.into(), value.into());
+        let (key, value) = (name.into_bytes(), value.into_bytes());
         let lease = self.lease(ttl_secs).await?;
         let got = self.try_with(&key, &value, &lease).await?;
         if got.is_none() {
@@ -110,8 +111,8 @@ impl RdbClient {
     /// [`RdbClient::election_leader`] or watch the key.
     pub async fn campaign(
         &self,
-        name: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        name: impl IntoBytes,
+        value: impl IntoBytes,
         ttl_secs: i64,
     ) -> Result<LockGuard, ClientError> {
         self.lock(name, value, ttl_secs).await
@@ -119,7 +120,7 @@ impl RdbClient {
 
     /// The current leader of election `name`: its value and version (the
     /// version is its fencing token), or `None` when nobody leads.
-    pub async fn election_leader(&self, name: impl Into<Bytes>) -> Result<Option<Versioned>, ClientError> {
+    pub async fn election_leader(&self, name: impl IntoBytes) -> Result<Option<Versioned>, ClientError> {
         self.cas_get(name).await
     }
 

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use flaredb_proto::v1::{self as pb, kv_cas_client::KvCasClient, op::Op, op_result::Result as OpResultKind};
 use tonic::Code;
 
+use crate::IntoBytes;
 use crate::{conn::Retry, ClientError, RdbClient, VersionedKv};
 
 pub use pb::CompareOp;
@@ -19,13 +20,13 @@ pub enum Compare {
 
 impl Compare {
     /// `version(key) <op> version`.
-    pub fn version(key: impl Into<Bytes>, op: CompareOp, version: u64) -> Self {
-        Compare::Version { key: key.into(), op, version }
+    pub fn version(key: impl IntoBytes, op: CompareOp, version: u64) -> Self {
+        Compare::Version { key: key.into_bytes(), op, version }
     }
 
     /// `value(key) <op> value`.
-    pub fn value(key: impl Into<Bytes>, op: CompareOp, value: impl Into<Bytes>) -> Self {
-        Compare::Value { key: key.into(), op, value: value.into() }
+    pub fn value(key: impl IntoBytes, op: CompareOp, value: impl IntoBytes) -> Self {
+        Compare::Value { key: key.into_bytes(), op, value: value.into_bytes() }
     }
 }
 
@@ -53,26 +54,26 @@ pub enum TxnOp {
 }
 
 impl TxnOp {
-    pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        TxnOp::Put { key: key.into(), value: value.into(), lease: 0 }
+    pub fn put(key: impl IntoBytes, value: impl IntoBytes) -> Self {
+        TxnOp::Put { key: key.into_bytes(), value: value.into_bytes(), lease: 0 }
     }
 
     /// A put attaching the key to lease `lease` (an unknown lease fails the
     /// whole transaction with `NotFound`).
-    pub fn put_with_lease(key: impl Into<Bytes>, value: impl Into<Bytes>, lease: u64) -> Self {
-        TxnOp::Put { key: key.into(), value: value.into(), lease }
+    pub fn put_with_lease(key: impl IntoBytes, value: impl IntoBytes, lease: u64) -> Self {
+        TxnOp::Put { key: key.into_bytes(), value: value.into_bytes(), lease }
     }
 
-    pub fn delete(key: impl Into<Bytes>) -> Self {
-        TxnOp::Delete { key: key.into() }
+    pub fn delete(key: impl IntoBytes) -> Self {
+        TxnOp::Delete { key: key.into_bytes() }
     }
 
-    pub fn get(key: impl Into<Bytes>) -> Self {
-        TxnOp::Get { key: key.into() }
+    pub fn get(key: impl IntoBytes) -> Self {
+        TxnOp::Get { key: key.into_bytes() }
     }
 
-    pub fn delete_prefix(prefix: impl Into<Bytes>) -> Self {
-        TxnOp::DeletePrefix { prefix: prefix.into() }
+    pub fn delete_prefix(prefix: impl IntoBytes) -> Self {
+        TxnOp::DeletePrefix { prefix: prefix.into_bytes() }
     }
 
     fn writes(&self) -> bool {

@@ -16,6 +16,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
+use crate::IntoBytes;
 use crate::{ClientError, RdbClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +60,8 @@ impl RdbClient {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn watch(&self, key: impl Into<Bytes>) -> WatchBuilder {
-        WatchBuilder { client: self.clone(), key: key.into(), prefix: false, from: 0 }
+    pub fn watch(&self, key: impl IntoBytes) -> WatchBuilder {
+        WatchBuilder { client: self.clone(), key: key.into_bytes(), prefix: false, from: 0 }
     }
 }
 
