@@ -47,6 +47,7 @@
 //! Watches ([`RdbClient::watch`]): every change of a key or prefix, in
 //! version order, re-attached to another node when one fails.
 
+pub mod adapters;
 mod admin;
 mod bytes_arg;
 mod client;

@@ -8,6 +8,7 @@ mod grpcurl;
 pub mod kv_suite;
 pub mod lincheck;
 pub mod lockers;
+pub mod metadata_contract;
 mod process;
 mod wait;
 pub mod watchers;

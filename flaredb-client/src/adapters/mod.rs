@@ -1,0 +1,16 @@
+//! Ready-made stores for services that move their metadata to FlareDB,
+//! each shaped like what the service codes against today, so that moving
+//! is a change of constructor.
+//!
+//! - [`MetadataStore`]: get / put / delete / get_prefix / cas / delete_if on
+//!   hierarchical keys (what a Raft+gossip KV's code uses), implemented on
+//!   FlareDB ([`FlareDbMetadataStore`]) and in memory for unit tests
+//!   ([`InMemoryMetadataStore`]).
+//! - [`services`]: the namespace and root prefix each known service uses.
+
+mod memory;
+mod metadata_store;
+pub mod services;
+
+pub use memory::InMemoryMetadataStore;
+pub use metadata_store::{FlareDbMetadataStore, MetadataError, MetadataStore, MetadataStoreExt, Record};
