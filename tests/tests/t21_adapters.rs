@@ -40,3 +40,30 @@ async fn keys_outside_the_root_and_unknown_services_are_refused() {
     let e = FlareDbMetadataStore::for_service(c.client(), "nope").err().unwrap();
     assert!(matches!(e, MetadataError::UnknownService(_)), "{e}");
 }
+
+/// An example program of `flaredb-client`, built by `cargo test --workspace`.
+fn example(name: &str) -> std::path::PathBuf {
+    let bin = flaredb_tests::server_bin().with_file_name("examples").join(name);
+    assert!(bin.exists(), "{} not found: `cargo test --release --workspace` builds the examples", bin.display());
+    bin
+}
+
+#[tokio::test]
+async fn the_load_balancer_example_runs_against_a_real_server() {
+    let c = Cluster::start(1).await;
+    let out = std::process::Command::new(example("lb_metadata"))
+        .env("FLAREDB_ENDPOINTS", c.addr(1))
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().map(|l| l.split(" version=").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        ["/fiberlb/backends/web/10.0.0.1:80 weight=10", "/fiberlb/backends/web/10.0.0.2:80 weight=0"],
+        "{stdout}"
+    );
+    // Its keys, in the service's namespace.
+    let keys = c.client().namespace("fiberlb").scan_prefix("/fiberlb/").await.unwrap();
+    assert_eq!(keys.len(), 3);
+}
