@@ -6,7 +6,9 @@ use std::sync::Arc;
 use flaredb_client::adapters::{
     services::SERVICES, FlareDbMetadataStore, InMemoryMetadataStore, MetadataError, MetadataStore,
 };
+use flaredb_client::adapters::{Change, Collection, CollectionError, Index};
 use flaredb_tests::{metadata_contract::contract, Cluster};
+use futures::{StreamExt, TryStreamExt};
 
 #[tokio::test]
 async fn the_flaredb_store_keeps_the_contract_for_each_service() {
@@ -66,4 +68,112 @@ async fn the_load_balancer_example_runs_against_a_real_server() {
     // Its keys, in the service's namespace.
     let keys = c.client().namespace("fiberlb").scan_prefix("/fiberlb/").await.unwrap();
     assert_eq!(keys.len(), 3);
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Container {
+    name: String,
+    service: String,
+    node: String,
+}
+
+fn container(name: &str, service: &str, node: &str) -> Container {
+    Container { name: name.into(), service: service.into(), node: node.into() }
+}
+
+fn containers(client: flaredb_client::RdbClient) -> Collection<Container> {
+    Collection::new(client.namespace("scheduler"), "/containers/")
+        .index(Index::unique("name", |c: &Container| Some(c.name.clone())))
+        .index(Index::non_unique("service", |c: &Container| Some(c.service.clone())))
+        .index(Index::non_unique("node", |c: &Container| Some(c.node.clone())))
+}
+
+fn ids(found: Vec<(String, Container, u64)>) -> Vec<String> {
+    found.into_iter().map(|(id, _, _)| id).collect()
+}
+
+#[tokio::test]
+async fn a_collection_keeps_its_indexes_with_its_records() {
+    let c = Cluster::start(1).await;
+    let col = containers(c.client());
+    let mut changes = Box::pin(col.watch(1));
+    let v1 = col.create("c1", &container("web-1", "web", "n1")).await.unwrap();
+    col.create("c2", &container("web-2", "web", "n2")).await.unwrap();
+    col.create("c3", &container("db-1", "db", "n1")).await.unwrap();
+    col.create("c4", &container("x", "web/extra", "n3")).await.unwrap();
+
+    // Creates: only if absent, and a unique value only once.
+    let e = col.create("c1", &container("other", "web", "n1")).await.unwrap_err();
+    assert!(matches!(e, CollectionError::AlreadyExists(ref id) if id == "c1"), "{e}");
+    let e = col.create("c9", &container("web-1", "web", "n9")).await.unwrap_err();
+    assert!(
+        matches!(&e, CollectionError::Duplicate { index, value, holder } if index == "name" && value == "web-1" && holder == "c1"),
+        "{e}"
+    );
+    assert!(col.get("c9").await.unwrap().is_none(), "a refused create wrote nothing");
+
+    // Lookups by index; "web/extra" is not under "web".
+    let (id, rec, v) = col.get_by("name", "web-1").await.unwrap().unwrap();
+    assert_eq!((id.as_str(), rec.node.as_str(), v), ("c1", "n1", v1));
+    assert_eq!(ids(col.list_by("service", "web").await.unwrap()), ["c1", "c2"]);
+    assert_eq!(ids(col.list_by("node", "n1").await.unwrap()), ["c1", "c3"]);
+    assert_eq!(ids(col.list_by("service", "web/extra").await.unwrap()), ["c4"]);
+    assert!(matches!(col.list_by("colour", "red").await, Err(CollectionError::UnknownIndex(_))));
+
+    // An update moves the record's index entries, and frees its old unique value.
+    let v2 = col.update("c1", &container("web-1b", "web", "n2"), v1).await.unwrap();
+    assert_eq!(ids(col.list_by("node", "n1").await.unwrap()), ["c3"]);
+    assert_eq!(ids(col.list_by("node", "n2").await.unwrap()), ["c1", "c2"]);
+    assert!(col.get_by("name", "web-1").await.unwrap().is_none());
+    let e = col.update("c1", &container("web-1c", "web", "n2"), v1).await.unwrap_err();
+    assert!(matches!(e, CollectionError::Conflict { expected, current, .. } if expected == v1 && current == v2), "{e}");
+    let e = col.update("c2", &container("db-1", "web", "n2"), col.get("c2").await.unwrap().unwrap().1).await;
+    assert!(matches!(e, Err(CollectionError::Duplicate { .. })), "{e:?}");
+    col.create("c5", &container("web-1", "web", "n5")).await.expect("the old name is free again");
+
+    // Delete takes the index entries with it; upsert creates or replaces.
+    col.delete("c3", col.get("c3").await.unwrap().unwrap().1).await.unwrap();
+    assert!(col.get_by("name", "db-1").await.unwrap().is_none());
+    assert_eq!(ids(col.list_by("service", "db").await.unwrap()), Vec::<String>::new());
+    col.upsert("c3", &container("db-2", "db", "n1")).await.unwrap();
+    col.upsert("c3", &container("db-3", "db", "n1")).await.unwrap();
+    assert_eq!(col.get_by("name", "db-3").await.unwrap().unwrap().0, "c3");
+    assert!(col.get_by("name", "db-2").await.unwrap().is_none());
+
+    let all: Vec<String> = col.list().map_ok(|(id, _, _)| id).try_collect().await.unwrap();
+    assert_eq!(all, ["c1", "c2", "c3", "c4", "c5"]);
+    // Index entries are not records: the raw namespace holds exactly one
+    // entry per index value in use.
+    let raw = c.client().namespace("scheduler").scan_prefix("/containers/u/").await.unwrap();
+    assert_eq!(raw.len(), 5);
+
+    // The watch saw the records' changes, not the index keys'.
+    let mut seen = Vec::new();
+    while seen.len() < 9 {
+        match changes.next().await.unwrap().unwrap() {
+            Change::Put { id, .. } => seen.push(format!("put {id}")),
+            Change::Delete { id, .. } => seen.push(format!("delete {id}")),
+        }
+    }
+    assert_eq!(seen, ["put c1", "put c2", "put c3", "put c4", "put c1", "put c5", "delete c3", "put c3", "put c3"]);
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_one_unique_value_leave_exactly_one() {
+    let c = Cluster::start(1).await;
+    let col = containers(c.client());
+    let racers = (0..8).map(|i| {
+        let col = col.clone();
+        tokio::spawn(async move { col.create(&format!("r{i}"), &container("only", "svc", "n")).await })
+    });
+    let (mut won, mut duplicate) = (0, 0);
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(CollectionError::Duplicate { .. }) => duplicate += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((won, duplicate), (1, 7));
+    assert_eq!(col.list_by("service", "svc").await.unwrap().len(), 1, "no index entry of a loser");
 }

@@ -6,11 +6,16 @@
 //!   hierarchical keys (what a Raft+gossip KV's code uses), implemented on
 //!   FlareDB ([`FlareDbMetadataStore`]) and in memory for unit tests
 //!   ([`InMemoryMetadataStore`]).
+//! - [`Collection`]: typed JSON records under a prefix with unique and
+//!   non-unique secondary indexes kept in the same transaction as the record
+//!   (what a bucket-per-entity embedded store becomes).
 //! - [`services`]: the namespace and root prefix each known service uses.
 
+mod collection;
 mod memory;
 mod metadata_store;
 pub mod services;
 
+pub use collection::{Change, Collection, CollectionError, Index};
 pub use memory::InMemoryMetadataStore;
 pub use metadata_store::{FlareDbMetadataStore, MetadataError, MetadataStore, MetadataStoreExt, Record};
