@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flaredb_client::adapters::{
     services::SERVICES, FlareDbMetadataStore, InMemoryMetadataStore, MetadataError, MetadataStore,
 };
-use flaredb_client::adapters::{Change, Collection, CollectionError, Index};
+use flaredb_client::adapters::{Change, Collection, CollectionError, Index, NodeRegistry, Presence};
 use flaredb_tests::{metadata_contract::contract, Cluster};
 use futures::{StreamExt, TryStreamExt};
 
@@ -176,4 +176,41 @@ async fn concurrent_creates_of_one_unique_value_leave_exactly_one() {
     }
     assert_eq!((won, duplicate), (1, 7));
     assert_eq!(col.list_by("service", "svc").await.unwrap().len(), 1, "no index entry of a loser");
+}
+
+#[tokio::test]
+async fn a_node_that_stops_heartbeating_shows_offline_and_its_keys_vanish() {
+    let c = Cluster::start(1).await;
+    let reg = NodeRegistry::new(c.client().namespace("orchestrator"), "/nodes/");
+    let mut presence = Box::pin(reg.watch(1));
+    let n1 = reg.register("n1", &serde_json::json!({"addr": "10.0.0.1"}), 2).await.unwrap();
+    let n2 = reg.register("n2", &serde_json::json!({"addr": "10.0.0.2"}), 2).await.unwrap();
+    // A key the node attaches to its heartbeat lease vanishes with it.
+    let ns = c.client().namespace("orchestrator");
+    ns.cas_put_with_lease("/claims/n1", "task-7", 0, n1.lease().id()).await.unwrap();
+    let online =
+        |l: Vec<flaredb_client::adapters::NodeEntry>| l.into_iter().map(|n| (n.id, n.online)).collect::<Vec<_>>();
+    assert_eq!(online(reg.list().await.unwrap()), [("n1".into(), true), ("n2".into(), true)]);
+
+    drop(n1); // the process dies: no more heartbeats, and nobody sweeps
+    flaredb_tests::wait_until("n1 offline", flaredb_tests::DEADLINE, || async {
+        (online(reg.list().await.ok()?) == [("n1".to_string(), false), ("n2".to_string(), true)]).then_some(())
+    })
+    .await;
+    assert!(ns.cas_get("/claims/n1").await.unwrap().is_none());
+    let n1_info = reg.list().await.unwrap().remove(0).info;
+    assert_eq!(&n1_info[..], br#"{"addr":"10.0.0.1"}"#, "its description is kept");
+
+    n2.deregister().await.unwrap();
+    assert_eq!(online(reg.list().await.unwrap()), [("n1".into(), false), ("n2".into(), false)]);
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.push(match presence.next().await.unwrap().unwrap() {
+            Presence::Online { id, .. } => format!("{id} online"),
+            Presence::Offline { id, .. } => format!("{id} offline"),
+        });
+    }
+    assert_eq!(seen, ["n1 online", "n2 online", "n1 offline", "n2 offline"]);
+    reg.forget("n1").await.unwrap();
+    assert_eq!(online(reg.list().await.unwrap()), [("n2".into(), false)]);
 }

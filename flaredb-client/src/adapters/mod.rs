@@ -9,13 +9,17 @@
 //! - [`Collection`]: typed JSON records under a prefix with unique and
 //!   non-unique secondary indexes kept in the same transaction as the record
 //!   (what a bucket-per-entity embedded store becomes).
+//! - [`NodeRegistry`]: nodes heartbeating on leases, offline (and their
+//!   lease-bound keys gone) when they stop, with no sweeper.
 //! - [`services`]: the namespace and root prefix each known service uses.
 
 mod collection;
 mod memory;
 mod metadata_store;
+mod node_registry;
 pub mod services;
 
 pub use collection::{Change, Collection, CollectionError, Index};
 pub use memory::InMemoryMetadataStore;
 pub use metadata_store::{FlareDbMetadataStore, MetadataError, MetadataStore, MetadataStoreExt, Record};
+pub use node_registry::{NodeEntry, NodeRegistry, Presence, Registration};
