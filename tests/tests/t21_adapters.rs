@@ -6,7 +6,9 @@ use std::sync::Arc;
 use flaredb_client::adapters::{
     services::SERVICES, FlareDbMetadataStore, InMemoryMetadataStore, MetadataError, MetadataStore,
 };
-use flaredb_client::adapters::{Change, Collection, CollectionError, Index, NodeRegistry, Presence};
+use flaredb_client::adapters::{
+    Change, Collection, CollectionError, Index, Ledger, LedgerError, NodeRegistry, Presence,
+};
 use flaredb_tests::{metadata_contract::contract, Cluster};
 use futures::{StreamExt, TryStreamExt};
 
@@ -213,4 +215,58 @@ async fn a_node_that_stops_heartbeating_shows_offline_and_its_keys_vanish() {
     assert_eq!(seen, ["n1 online", "n2 online", "n1 offline", "n2 offline"]);
     reg.forget("n1").await.unwrap();
     assert_eq!(online(reg.list().await.unwrap()), [("n2".into(), false)]);
+}
+
+#[tokio::test]
+async fn two_ledger_writers_race_and_exactly_one_wins() {
+    let c = Cluster::start(1).await;
+    let ledger = Ledger::new(c.client().namespace("graph"));
+    let v0 = ledger.put_if_absent("/graph/HEAD", "commit-0").await.unwrap();
+    let e = ledger.put_if_absent("/graph/HEAD", "again").await.unwrap_err();
+    assert!(matches!(e, LedgerError::Conflict { current, .. } if current == v0), "{e}");
+    // Both read HEAD at v0 and try to move it: one wins, the other learns the new version.
+    let (a, b) = (ledger.clone(), Ledger::new(c.client().namespace("graph")));
+    let (ra, rb) =
+        tokio::join!(a.put_if_version("/graph/HEAD", "commit-a", v0), b.put_if_version("/graph/HEAD", "commit-b", v0));
+    let (won, lost) = match (ra, rb) {
+        (Ok(v), Err(e)) | (Err(e), Ok(v)) => (v, e),
+        other => panic!("expected exactly one winner: {other:?}"),
+    };
+    assert!(matches!(lost, LedgerError::Conflict { expected, current, .. } if expected == v0 && current == won));
+    assert_eq!(ledger.get("/graph/HEAD").await.unwrap().unwrap().version, won);
+
+    // Content-addressed puts are idempotent.
+    let (k1, v1) = ledger.put_content("/graph/objects/", "tree 1").await.unwrap();
+    assert_eq!(ledger.put_content("/graph/objects/", "tree 1").await.unwrap(), (k1.clone(), v1));
+    let (k2, _) = ledger.put_content("/graph/objects/", "tree 2").await.unwrap();
+    assert!(k1.starts_with("/graph/objects/") && k1.len() == "/graph/objects/".len() + 64 && k1 != k2);
+    assert_eq!(ledger.list("/graph/objects/").await.unwrap().len(), 2);
+    assert_eq!(ledger.delete_prefix("/graph/objects/").await.unwrap(), 2);
+    assert!(ledger.list("/graph/objects/").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_ledger_lock_has_a_holder_breaks_after_its_ttl_and_can_be_forced() {
+    let c = Cluster::start(1).await;
+    let (a, b) = (Ledger::new(c.client().namespace("graph")), Ledger::new(c.client().namespace("graph")));
+    let held = a.try_lock("write", "writer-a", 2).await.unwrap();
+    let e = b.try_lock("write", "writer-b", 2).await.err().unwrap();
+    assert!(matches!(&e, LedgerError::Locked { holder, .. } if holder == "writer-a"), "{e}");
+    let e = b.force_unlock("write", "writer-b").await.unwrap_err();
+    assert!(matches!(e, LedgerError::NotHolder { .. }), "{e}");
+    // An operator breaks a stuck holder's lock.
+    b.force_unlock("write", "writer-a").await.unwrap();
+    assert_eq!(a.lock_holder("write").await.unwrap(), None);
+    let b_lock = b.try_lock("write", "writer-b", 2).await.unwrap();
+    assert_eq!(a.lock_holder("write").await.unwrap().as_deref(), Some("writer-b"));
+    drop(held);
+    // writer-b dies holding it: the TTL breaks it.
+    drop(b_lock);
+    let a2 = flaredb_tests::wait_until("the dead holder's lock broke", flaredb_tests::DEADLINE, || async {
+        a.try_lock("write", "writer-a", 2).await.ok()
+    })
+    .await;
+    assert_eq!(a2.holder(), "writer-a");
+    a2.unlock().await.unwrap();
+    assert_eq!(a.lock_holder("write").await.unwrap(), None);
 }

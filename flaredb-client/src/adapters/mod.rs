@@ -11,15 +11,20 @@
 //!   (what a bucket-per-entity embedded store becomes).
 //! - [`NodeRegistry`]: nodes heartbeating on leases, offline (and their
 //!   lease-bound keys gone) when they stop, with no sweeper.
+//! - [`Ledger`]: an object-storage control plane's conditional puts (the
+//!   version as etag), content-addressed immutable puts, and an exclusive
+//!   lock with holder, TTL and `force_unlock`.
 //! - [`services`]: the namespace and root prefix each known service uses.
 
 mod collection;
+mod ledger;
 mod memory;
 mod metadata_store;
 mod node_registry;
 pub mod services;
 
 pub use collection::{Change, Collection, CollectionError, Index};
+pub use ledger::{Ledger, LedgerError, LedgerLock};
 pub use memory::InMemoryMetadataStore;
 pub use metadata_store::{FlareDbMetadataStore, MetadataError, MetadataStore, MetadataStoreExt, Record};
 pub use node_registry::{NodeEntry, NodeRegistry, Presence, Registration};
