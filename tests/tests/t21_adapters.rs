@@ -7,7 +7,8 @@ use flaredb_client::adapters::{
     services::SERVICES, FlareDbMetadataStore, InMemoryMetadataStore, MetadataError, MetadataStore,
 };
 use flaredb_client::adapters::{
-    Change, Collection, CollectionError, Index, Ledger, LedgerError, NodeRegistry, Presence,
+    Change, Collection, CollectionError, Index, Ledger, LedgerError, NodeRegistry, Presence, TaskError, TaskQueue,
+    TaskStatus,
 };
 use flaredb_tests::{metadata_contract::contract, Cluster};
 use futures::{StreamExt, TryStreamExt};
@@ -269,4 +270,96 @@ async fn the_ledger_lock_has_a_holder_breaks_after_its_ttl_and_can_be_forced() {
     assert_eq!(a2.holder(), "writer-a");
     a2.unlock().await.unwrap();
     assert_eq!(a.lock_holder("write").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_task_queue_hands_each_task_to_one_worker_in_priority_order() {
+    let c = Cluster::start(1).await;
+    let q = TaskQueue::new(c.client().namespace("orchestrator"), "/tasks/");
+    for (id, prio) in [("a", 1), ("b", 5), ("c", 5), ("d", 1)] {
+        q.enqueue(id, serde_json::json!({"job": id}), prio).await.unwrap();
+    }
+    assert!(matches!(q.enqueue("a", serde_json::json!({}), 1).await, Err(TaskError::AlreadyExists(_))));
+    let w = q.worker("w0", 10).await.unwrap();
+    let mut order = Vec::new();
+    while let Some(t) = q.claim_next(&w).await.unwrap() {
+        assert_eq!((t.status, t.worker.as_deref(), t.attempts), (TaskStatus::Running, Some("w0"), 1));
+        order.push(t.id);
+    }
+    assert_eq!(order, ["b", "c", "a", "d"], "higher priority first, then first in");
+
+    // Racing workers: every task claimed exactly once.
+    for i in 0..24 {
+        q.enqueue(&format!("r{i:02}"), serde_json::json!(i), 0).await.unwrap();
+    }
+    let mut racers = Vec::new();
+    for n in 0..4 {
+        let (q, w) = (q.clone(), q.worker(&format!("racer{n}"), 10).await.unwrap());
+        racers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(t) = q.claim_next(&w).await.unwrap() {
+                got.push(t.id);
+            }
+            got
+        }));
+    }
+    let mut claimed = Vec::new();
+    for r in racers {
+        claimed.extend(r.await.unwrap());
+    }
+    claimed.sort();
+    let expected: Vec<String> = (0..24).map(|i| format!("r{i:02}")).collect();
+    assert_eq!(claimed, expected, "each task once, none lost");
+}
+
+#[tokio::test]
+async fn a_dead_workers_task_returns_to_the_queue_and_transitions_are_audited() {
+    let c = Cluster::start(1).await;
+    let q = TaskQueue::new(c.client().namespace("orchestrator"), "/tasks/");
+    let mut events = Box::pin(q.watch(1));
+    q.enqueue("t1", serde_json::json!({"image": "nginx"}), 0).await.unwrap();
+    let w1 = q.worker("w1", 2).await.unwrap();
+    let w2 = q.worker("w2", 10).await.unwrap();
+    assert_eq!(q.claim_next(&w1).await.unwrap().unwrap().id, "t1");
+    assert!(q.claim_next(&w2).await.unwrap().is_none(), "claimed tasks are not handed out twice");
+    let e = q.finish(&w2, "t1", true, "not mine").await.unwrap_err();
+    assert!(matches!(e, TaskError::NotClaimed { .. }), "{e}");
+
+    drop(w1); // dies: its heartbeat lease runs out, and w2's next claim picks the task up
+    let t = flaredb_tests::wait_until("t1 back to a live worker", flaredb_tests::DEADLINE, || async {
+        q.claim_next(&w2).await.ok()?
+    })
+    .await;
+    assert_eq!((t.id.as_str(), t.worker.as_deref(), t.attempts), ("t1", Some("w2"), 2));
+    let e = q.cancel("t1").await.unwrap_err();
+    assert!(
+        matches!(e, TaskError::InvalidTransition { from: TaskStatus::Running, to: TaskStatus::Cancelled, .. }),
+        "{e}"
+    );
+    q.finish(&w2, "t1", false, "exit 1").await.unwrap();
+    q.retry("t1").await.unwrap();
+    q.cancel("t1").await.unwrap();
+    assert_eq!(q.get("t1").await.unwrap().unwrap().0.status, TaskStatus::Cancelled);
+
+    let steps: Vec<(Option<TaskStatus>, TaskStatus, String)> =
+        q.history("t1").await.unwrap().into_iter().map(|t| (t.from, t.to, t.note)).collect();
+    use TaskStatus::*;
+    assert_eq!(
+        steps,
+        [
+            (None, Queued, "enqueued".to_string()),
+            (Some(Queued), Running, "claimed".into()),
+            (Some(Running), Queued, "worker lost; requeued".into()),
+            (Some(Queued), Running, "claimed".into()),
+            (Some(Running), Failed, "exit 1".into()),
+            (Some(Failed), Queued, "retried".into()),
+            (Some(Queued), Cancelled, "cancelled".into()),
+        ]
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 7 {
+        seen.push(events.next().await.unwrap().unwrap().0.status);
+    }
+    assert_eq!(seen, [Queued, Running, Queued, Running, Failed, Queued, Cancelled]);
+    assert_eq!(q.list().await.unwrap().len(), 1);
 }
