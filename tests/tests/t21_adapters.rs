@@ -53,15 +53,19 @@ fn example(name: &str) -> std::path::PathBuf {
     bin
 }
 
+/// Runs example `name` against the node at `addr`; its stdout.
+fn run_example(name: &str, addr: &str) -> String {
+    let out =
+        std::process::Command::new(example(name)).env("FLAREDB_ENDPOINTS", addr).output().expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{name}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
 #[tokio::test]
 async fn the_load_balancer_example_runs_against_a_real_server() {
     let c = Cluster::start(1).await;
-    let out = std::process::Command::new(example("lb_metadata"))
-        .env("FLAREDB_ENDPOINTS", c.addr(1))
-        .output()
-        .expect("run the example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = run_example("lb_metadata", &c.addr(1));
     let lines: Vec<&str> = stdout.lines().map(|l| l.split(" version=").next().unwrap()).collect();
     assert_eq!(
         lines,
@@ -71,6 +75,42 @@ async fn the_load_balancer_example_runs_against_a_real_server() {
     // Its keys, in the service's namespace.
     let keys = c.client().namespace("fiberlb").scan_prefix("/fiberlb/").await.unwrap();
     assert_eq!(keys.len(), 3);
+}
+
+#[tokio::test]
+async fn the_scheduler_orchestrator_and_ledger_examples_run_against_a_real_server() {
+    let c = Cluster::start(1).await;
+    let out = run_example("scheduler_collection", &c.addr(1));
+    for line in [
+        "web-1 is taken by c1",
+        "db-1 is c3 on n3",
+        "web: c1 web-1 on n3",
+        "web: c2 web-2 on n2",
+        "n1 runs 0 containers",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
+    }
+    let out = run_example("orchestrator_tasks", &c.addr(1));
+    for line in ["6 tasks done, each by one worker", "task-crash back from a dead worker, attempt 2"] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
+    }
+    assert!(out.contains("Some(Running) -> Queued (worker lost; requeued)"), "{out}");
+    let out = run_example("graph_ledger", &c.addr(1));
+    assert!(out.contains("compaction lock held by writer-a"), "{out}");
+    // Both commits are in HEAD's history: HEAD -> (parent + x), parent -> (root + y).
+    let graph = c.client().namespace("graph");
+    let read = |key: bytes::Bytes| {
+        let graph = graph.clone();
+        async move { String::from_utf8_lossy(&graph.cas_get(key).await.unwrap().unwrap().value).into_owned() }
+    };
+    let head = read("/graph/HEAD".into()).await;
+    let last = read(head.into()).await;
+    let (parent, x) = last.rsplit_once('+').unwrap();
+    let first = read(parent.to_owned().into()).await;
+    let (root, y) = first.rsplit_once('+').unwrap();
+    let mut changes = [x, y];
+    changes.sort();
+    assert_eq!((root, changes), ("root", ["a", "b"]), "{last} / {first}");
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
