@@ -56,6 +56,7 @@ mod error;
 mod lease;
 mod lease_keeper;
 mod lock;
+pub mod migrate;
 pub mod prefix;
 mod txn;
 mod watch;
