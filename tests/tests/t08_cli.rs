@@ -69,8 +69,9 @@ async fn the_cli_round_trips() {
     let (ok, out) = flaredb(&addr, &["-n", "cli", "put", "k", "v1"]);
     assert!(ok && out.starts_with("ok version"), "{out}");
     let version: u64 = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
-    let (ok, out) = flaredb(&addr, &["-n", "cli", "put", "k", "v2"]);
-    assert!(!ok && out.contains("conflict"), "{out}");
+    // --expect 0: only if absent, and it is not.
+    let (ok, out) = flaredb(&addr, &["-n", "cli", "put", "k", "v2", "--expect", "0"]);
+    assert!(!ok && out.contains(&format!("conflict: current version {version}")), "{out}");
     let (ok, out) = flaredb(&addr, &["-n", "cli", "put", "k", "v2", "--expect", &version.to_string()]);
     assert!(ok, "{out}");
     let (_, out) = flaredb(&addr, &["-n", "cli", "scan", ""]);

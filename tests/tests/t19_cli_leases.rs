@@ -23,6 +23,7 @@ fn flaredb_bin() -> PathBuf {
 
 struct Ran {
     ok: bool,
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -37,6 +38,7 @@ fn flaredb(addr: &str, args: &[&str]) -> Ran {
         .expect("run flaredb");
     Ran {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
@@ -57,6 +59,13 @@ fn flaredb_fails(addr: &str, args: &[&str]) -> String {
     assert!(!r.ok, "flaredb {args:?} succeeded: {}", r.stdout);
     assert!(r.stdout.is_empty(), "flaredb {args:?} printed {}", r.stdout);
     r.stderr
+}
+
+/// Runs `flaredb get` on a key that must be absent: `(absent)`, exit 2.
+#[track_caller]
+fn flaredb_absent(addr: &str, args: &[&str]) {
+    let r = flaredb(addr, args);
+    assert_eq!((r.code, r.stdout.as_str()), (Some(2), "(absent)\n"), "flaredb {args:?}: {}", r.stderr);
 }
 
 /// A flaredb process that runs until told to stop, its stdout and stderr
@@ -205,20 +214,32 @@ async fn lease_commands_grant_attach_list_and_revoke() {
     assert!(lines[0].starts_with(&format!("lease {id}: remaining ")), "{out}");
     lines[1..].sort();
     assert_eq!(lines[1..], ["cli\ta", "default\tc"], "{out}");
+    // The same for scripts.
+    let out = flaredb_ok(&addr, &["-o", "json", "lease", "ttl", &ids, "--keys"]);
+    let mut j: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!((j["id"].as_u64(), j["granted_ttl"].as_i64()), (Some(id), Some(60)), "{out}");
+    assert!((50..=60).contains(&j["ttl"].as_i64().unwrap_or(-1)), "{out}");
+    j["keys"].as_array_mut().expect("keys").sort_by_key(|k| k["namespace"].to_string());
+    assert_eq!(
+        j["keys"],
+        serde_json::json!([{"namespace": "cli", "key": "a"}, {"namespace": "default", "key": "c"}]),
+        "{out}"
+    );
 
     assert_eq!(flaredb_ok(&addr, &["lease", "revoke", &ids]), format!("lease {id} revoked (2 keys deleted)\n"));
-    assert_eq!(flaredb_ok(&addr, &["-n", "cli", "get", "a"]), "(absent)\n");
-    assert_eq!(flaredb_ok(&addr, &["get", "c"]), "(absent)\n");
+    flaredb_absent(&addr, &["-n", "cli", "get", "a"]);
+    flaredb_absent(&addr, &["get", "c"]);
     assert!(flaredb_ok(&addr, &["-n", "cli", "get", "b"]).ends_with("\t2\n"), "a key without a lease stays");
 
-    // A lease that is gone: every command says so and fails.
+    // A lease that is gone: every command says so and exits 2 (not found).
     for args in [&["lease", "revoke", &ids][..], &["lease", "ttl", &ids, "--keys"], &["lease", "keepalive", &ids]] {
         let err = flaredb_fails(&addr, args);
         assert!(err.starts_with(&format!("flaredb: not found: lease {id} does not exist")), "{args:?}: {err}");
+        assert_eq!(flaredb(&addr, args).code, Some(2), "{args:?}");
     }
     let err = flaredb_fails(&addr, &["-n", "cli", "put", "d", "4", "--lease", &ids]);
     assert!(err.contains(&format!("lease {id} not found")), "{err}");
-    assert_eq!(flaredb_ok(&addr, &["-n", "cli", "get", "d"]), "(absent)\n");
+    flaredb_absent(&addr, &["-n", "cli", "get", "d"]);
     let err = flaredb_fails(&addr, &["lease", "grant", "0"]);
     assert!(err.contains("a TTL is at least 1 second"), "{err}");
 }

@@ -143,3 +143,44 @@ async fn export_and_import_between_namespaces_round_trip() {
     let v = verify(&target(&c, "orig"), &target(&c, "copy"), &opts()).await.unwrap();
     assert!(v.matches() && v.source_count == 120, "{v:?}");
 }
+
+fn flaredb(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(flaredb_tests::server_bin().with_file_name("flaredb"))
+        .args(args)
+        .output()
+        .expect("run flaredb");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[tokio::test]
+async fn the_cli_exports_migrates_verifies_and_rolls_back() {
+    let c = Cluster::start(1).await;
+    let src = c.client().namespace("svc");
+    for i in 0..30 {
+        src.cas_put(format!("/svc/{i:02}"), format!("{{\"n\":{i}}}"), 0).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("svc.jsonl");
+    let addr = c.addr(1);
+    let (ok, _, err) = flaredb(&["-e", &addr, "-n", "svc", "export", "--to", dump.to_str().unwrap()]);
+    assert!(ok && err.contains("exported 30 keys"), "{err}");
+    assert_eq!(std::fs::read_to_string(&dump).unwrap().lines().count(), 30);
+
+    let from = format!("jsonl:{}", dump.display());
+    let to = format!("flaredb://{addr}/moved");
+    let (ok, out, err) = flaredb(&["migrate", "--from", &from, "--to", &to, "--validate"]);
+    assert!(ok && out.contains("30 records parse, 0 do not"), "{out}{err}");
+    let (ok, out, err) = flaredb(&["migrate", "--from", &from, "--to", &to, "--dry-run"]);
+    assert!(ok && out.contains("30 would write"), "{out}{err}");
+    let (ok, out, err) = flaredb(&["migrate", "--from", &from, "--to", &to, "--verify"]);
+    assert!(ok && out.contains("30 written") && out.contains("verify: match"), "{out}{err}");
+    let run_id = out.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_string();
+    // Again: nothing to do, nothing duplicated.
+    let (ok, out, _) = flaredb(&["migrate", "--from", &from, "--to", &to]);
+    assert!(ok && out.contains("0 written") && out.contains("30 already identical"), "{out}");
+    let (ok, out, err) = flaredb(&["migrate", "--rollback", &run_id, "--to", &to]);
+    assert!(ok && out.contains("30 keys removed"), "{out}{err}");
+    assert!(c.client().namespace("moved").scan_prefix("/svc/").await.unwrap().is_empty());
+    let (ok, _, err) = flaredb(&["migrate", "--from", "etcd://x:1", "--to", &to]);
+    assert!(!ok && err.contains("expected dir:PATH"), "{err}");
+}

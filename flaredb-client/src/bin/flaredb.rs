@@ -1,9 +1,19 @@
-//! `flaredb`: a command-line client for FlareDB (keys and values as text).
+//! `flaredb`: a command-line client for FlareDB, in the manner of etcdctl.
 
 // A binary's root resolves `mod` next to itself, where Cargo would take a
 // file for another binary; keep the module in a directory of its own.
+#[path = "flaredb/cli_bytes.rs"]
+mod cli_bytes;
+#[path = "flaredb/cluster_cmd.rs"]
+mod cluster_cmd;
+#[path = "flaredb/kv_cmd.rs"]
+mod kv_cmd;
 #[path = "flaredb/lease_cmd.rs"]
 mod lease_cmd;
+#[path = "flaredb/migrate_cmd.rs"]
+mod migrate_cmd;
+#[path = "flaredb/output.rs"]
+mod output;
 #[path = "flaredb/txn_json.rs"]
 mod txn_json;
 #[path = "flaredb/watch_json.rs"]
@@ -17,11 +27,44 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use flaredb_client::{ClientError, NamespaceMode, RdbClient, WatchEventKind};
+use cli_bytes::Bin;
+use flaredb_client::{ClientError, RdbClient, WatchEventKind};
 use futures::StreamExt;
+use output::Output;
+
+const LONG_ABOUT: &str = "\
+Command-line client for FlareDB, in the manner of etcdctl.
+
+Endpoints come from --endpoints (-e) or FLAREDB_ENDPOINTS, comma-separated;
+any node serves any request.
+
+Keys, values and prefixes (get, put, del, scan, watch) are text, or bytes as
+  0x0aff          hex (an even number of digits)
+  base64:Cv8=     base64 (standard alphabet, padding optional)
+  text:0x0aff     the text after `text:`, as is (for text starting with 0x, base64: or text:)
+
+Output (--output/-o):
+  text  for people (the default). Keys and values print as text when they are
+        UTF-8, else as 0x hex.
+  json  one JSON document on stdout, for scripts (get, put, del, scan, ns,
+        member, status, lease). A key or value prints as the string `key` /
+        `value` when it is UTF-8, else as `key_base64` / `value_base64` in
+        standard base64. txn and watch always print JSON (see their --help).
+
+Exit codes:
+  0  success
+  1  any other error: unreachable cluster, invalid argument, bad usage, a
+     member that did not answer `status`, ...
+  2  not found: get or del of an absent key; a namespace, lease or member
+     that does not exist
+  3  conflict: put or del with --expect N while the key is at another version
+     (without --expect, put retries on conflicts and exits 3 only if the key
+     kept changing)
+  lock with a COMMAND exits with the command's status; lock, elect and
+  lease keepalive exit 130/143 when interrupted while waiting (see --help).";
 
 #[derive(Parser)]
-#[command(name = "flaredb", version, about = "Command-line client for FlareDB")]
+#[command(name = "flaredb", version, about = "Command-line client for FlareDB", long_about = LONG_ABOUT)]
 struct Cli {
     /// Comma-separated node addresses.
     #[arg(long, short, env = "FLAREDB_ENDPOINTS", value_delimiter = ',', default_value = "127.0.0.1:2479")]
@@ -29,36 +72,74 @@ struct Cli {
     /// Namespace ("" = default).
     #[arg(long, short, default_value = "")]
     namespace: String,
+    /// Output format (accepted before or after the command).
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Linearizable read: prints version and value.
+    /// Linearizable read: prints `VERSION<tab>VALUE`, or `(absent)` and exits 2.
+    ///
+    /// JSON: {"key", "found": true, "value", "version"}, or {"key", "found": false}.
     Get {
-        key: String,
+        /// Text, 0x… hex or base64:… (see `flaredb --help`).
+        #[arg(value_parser = cli_bytes::parse)]
+        key: Bin,
     },
-    /// Compare-and-swap: writes if the version is --expect (0 = must be absent).
+    /// Writes KEY: prints `ok version V` (the key's new version).
+    ///
+    /// Unconditional: it reads the key's version and writes with a
+    /// compare-and-swap on it, again on the version it lost to if another
+    /// write came first. With --expect N it is one compare-and-swap that
+    /// writes only if the key is at version N (0: only if absent), else prints
+    /// `conflict: current version C` and exits 3.
+    ///
+    /// JSON: {"key", "succeeded": true, "version"} or {"key", "succeeded": false, "current_version"}.
     Put {
-        key: String,
-        value: String,
-        #[arg(long, default_value_t = 0)]
-        expect: u64,
+        /// Text, 0x… hex or base64:… (see `flaredb --help`).
+        #[arg(value_parser = cli_bytes::parse)]
+        key: Bin,
+        /// Text, 0x… hex or base64:… (see `flaredb --help`).
+        #[arg(value_parser = cli_bytes::parse)]
+        value: Bin,
+        /// Write only if the key's version is N (0 = absent).
+        #[arg(long, alias = "expected-version", value_name = "N")]
+        expect: Option<u64>,
         /// Attach the key to lease ID (see `flaredb lease`): it is deleted
         /// when the lease is revoked or expires.
         #[arg(long, value_name = "ID")]
         lease: Option<u64>,
     },
-    /// Compare-and-delete.
-    Delete {
-        key: String,
-        #[arg(long)]
-        expect: u64,
+    /// Deletes KEY: prints `deleted (version was V)`, or `(absent)` and exits 2.
+    ///
+    /// Unconditional unless --expect N: then only if the key is at version N,
+    /// else prints `conflict (version was C)` and exits 3.
+    ///
+    /// JSON: {"key", "deleted": true, "prev_version"} or {"key", "deleted": false,
+    /// "current_version"} (0 when absent).
+    #[command(alias = "delete")]
+    Del {
+        /// Text, 0x… hex or base64:… (see `flaredb --help`).
+        #[arg(value_parser = cli_bytes::parse)]
+        key: Bin,
+        /// Delete only if the key's version is N.
+        #[arg(long, alias = "expected-version", value_name = "N")]
+        expect: Option<u64>,
     },
-    /// Every strong key with a prefix.
+    /// Every strong key under a prefix: `KEY<tab>VERSION<tab>VALUE` per line.
+    ///
+    /// The prefix is --prefix or the positional argument; neither (or "")
+    /// lists every key of the namespace. JSON: an array of {"key", "value", "version"}.
     Scan {
-        prefix: String,
+        /// Text, 0x… hex or base64:… (see `flaredb --help`).
+        #[arg(value_parser = cli_bytes::parse, value_name = "PREFIX")]
+        positional: Option<Bin>,
+        /// The same as the positional PREFIX.
+        #[arg(long, value_parser = cli_bytes::parse, conflicts_with = "positional")]
+        prefix: Option<Bin>,
     },
     /// Multi-key transaction from a JSON document; prints the result as JSON.
     ///
@@ -106,7 +187,8 @@ enum Cmd {
     #[command(verbatim_doc_comment)]
     Watch {
         /// The key, or the prefix with --prefix (an empty prefix: every key).
-        key: String,
+        #[arg(value_parser = cli_bytes::parse)]
+        key: Bin,
         /// Watch every key that starts with KEY.
         #[arg(long)]
         prefix: bool,
@@ -187,6 +269,30 @@ enum Cmd {
         #[arg(long, default_value_t = 10, value_parser = lease_cmd::ttl_secs)]
         ttl: i64,
     },
+    /// Copies keys from a source into FlareDB (or into an export file):
+    ///
+    ///   flaredb migrate --from dir:/var/lib/svc/data --to flaredb://10.0.0.1:2479/svc --verify
+    ///   flaredb migrate --from jsonl:dump.jsonl --to flaredb://h1:2479,h2:2479/svc --conflict skip
+    ///   flaredb migrate --rollback RUN_ID --to flaredb://10.0.0.1:2479/svc
+    ///
+    /// Streamed (memory does not grow with the source), in transactions of
+    /// --batch-size keys, --in-flight at once. A key the target already holds
+    /// with the same value counts as done, so running the same command again
+    /// after an interruption continues where it stopped and never duplicates.
+    /// Each run prints its id; --rollback RUN_ID removes exactly what that run
+    /// wrote (keys changed since are kept). A failed run says whether the
+    /// target is unchanged or resumable.
+    #[command(verbatim_doc_comment)]
+    Migrate(migrate_cmd::MigrateArgs),
+    /// Writes every key of the namespace (-n) under --prefix as JSON lines,
+    /// one {"key","value","version"} object a line, key and value base64.
+    Export {
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// The file to write; `-` = stdout.
+        #[arg(long, default_value = "-")]
+        to: String,
+    },
     RawPut {
         key: String,
         value: String,
@@ -200,8 +306,29 @@ enum Cmd {
     RawScan {
         prefix: String,
     },
+    /// Every member's state, as a table: ID, ADDRESS, ROLE, TERM, APPLIED
+    /// (index) and LAG (entries behind the leader's applied index).
+    ///
+    /// Each member is asked directly; one that does not answer shows as
+    /// `unreachable` and the command exits 1 after printing the table.
+    /// JSON: an array of {"id", "addr", "voter", "role", "leader_id", "term",
+    /// "last_log_index", "applied_index", "lag"}, or {"id", "addr", "voter", "error"}.
     Status,
+    /// Namespaces: create, list.
+    Ns {
+        #[command(subcommand)]
+        cmd: cluster_cmd::NsCmd,
+    },
+    /// Members: list, add (a learner), promote (to voter), remove.
+    Member {
+        #[command(subcommand)]
+        cmd: cluster_cmd::MemberCmd,
+    },
+    /// Same as `ns list`.
+    #[command(hide = true)]
     Namespaces,
+    /// Same as `ns create NAME --mode MODE`.
+    #[command(hide = true)]
     CreateNamespace {
         name: String,
         #[arg(value_parser = ["strong", "eventual"])]
@@ -259,32 +386,20 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
     if let Some(ms) = std::env::var("FLAREDB_RETRY_BUDGET_MS").ok().and_then(|v| v.parse().ok()) {
         config.retry_budget = std::time::Duration::from_millis(ms);
     }
+    let (endpoints, namespace) = (cli.endpoints.clone(), cli.namespace.clone());
     let client = RdbClient::with_config(cli.endpoints, config)?.namespace(cli.namespace);
+    let out = cli.output;
     match cli.cmd {
-        Cmd::Get { key } => match client.cas_get(key).await? {
-            Some(v) => println!("{}\t{}", v.version, text(&v.value)),
-            None => println!("(absent)"),
-        },
+        Cmd::Export { prefix, to } => return Ok(migrate_cmd::export_cmd(&endpoints, &namespace, prefix, to).await),
+        Cmd::Migrate(args) => return Ok(migrate_cmd::migrate_cmd(args).await),
+        Cmd::Get { key } => return kv_cmd::get(&client, out, key.0).await,
         Cmd::Put { key, value, expect, lease } => {
-            let o = match lease {
-                Some(id) => client.cas_put_with_lease(key, value, expect, id).await?,
-                None => client.cas_put(key, value, expect).await?,
-            };
-            if o.success {
-                println!("ok version {}", o.new_version);
-            } else {
-                println!("conflict: current version {}", o.current_version);
-                std::process::exit(3);
-            }
+            return kv_cmd::put(&client, out, key.0, value.0, expect, lease).await
         }
-        Cmd::Delete { key, expect } => {
-            let o = client.cas_delete(key, expect).await?;
-            println!("{} (version was {})", if o.success { "deleted" } else { "conflict" }, o.current_version);
-        }
-        Cmd::Scan { prefix } => {
-            for kv in client.scan_prefix(prefix).await? {
-                println!("{}\t{}\t{}", text(&kv.key), kv.version, text(&kv.value));
-            }
+        Cmd::Del { key, expect } => return kv_cmd::del(&client, out, key.0, expect).await,
+        Cmd::Scan { positional, prefix } => {
+            let prefix = prefix.or(positional).map_or_else(bytes::Bytes::new, |p| p.0);
+            return kv_cmd::scan(&client, out, prefix).await;
         }
         Cmd::Txn { file } => {
             let (source, input) = read_input(file.as_deref())?;
@@ -300,8 +415,8 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
             let out = serde_json::to_string(&parsed.output(r)).expect("the output serializes");
             println!("{out}");
         }
-        Cmd::Watch { key, prefix, from, progress } => watch(&client, key, prefix, from, progress).await?,
-        Cmd::Lease { cmd } => return lease_cmd::lease(&client, cmd).await,
+        Cmd::Watch { key, prefix, from, progress } => watch(&client, key.0, prefix, from, progress).await?,
+        Cmd::Lease { cmd } => return lease_cmd::lease(&client, out, cmd).await,
         Cmd::Lock { name, ttl, command } => return lease_cmd::lock(&client, name, ttl, command).await,
         Cmd::Elect { name, proposal, listen: _, ttl } => return lease_cmd::elect(&client, name, ttl, proposal).await,
         Cmd::RawPut { key, value } => client.raw_put(key, value).await?,
@@ -312,16 +427,12 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
                 println!("{}\t{}", text(&k), text(&v));
             }
         }
-        Cmd::Status => println!("{:#?}", client.status().await?),
-        Cmd::Namespaces => {
-            for n in client.list_namespaces().await? {
-                println!("{}\t{}\t{:?}", n.name, n.id, NamespaceMode::try_from(n.mode).unwrap_or_default());
-            }
-        }
+        Cmd::Status => return cluster_cmd::status(&client, out).await,
+        Cmd::Ns { cmd } => return cluster_cmd::ns(&client, out, cmd).await,
+        Cmd::Member { cmd } => return cluster_cmd::member(&client, out, cmd).await,
+        Cmd::Namespaces => return cluster_cmd::ns(&client, out, cluster_cmd::NsCmd::List).await,
         Cmd::CreateNamespace { name, mode } => {
-            let mode = if mode == "strong" { NamespaceMode::Strong } else { NamespaceMode::Eventual };
-            let n = client.create_namespace(&name, mode).await?;
-            println!("{} id {}", n.name, n.id);
+            return cluster_cmd::ns(&client, out, cluster_cmd::NsCmd::Create { name, mode }).await
         }
         Cmd::AddLearner { id, addr, wait } => println!("{:#?}", client.add_learner(id, &addr, wait).await?),
         Cmd::ChangeMembership { voters } => {
@@ -347,7 +458,13 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
 
 /// Prints the events of a watch as JSON lines until it fails. A reader that
 /// goes away (`| head -n 3`) ends it quietly: that is how a pipe says "enough".
-async fn watch(client: &RdbClient, key: String, prefix: bool, from: u64, progress: bool) -> Result<(), ClientError> {
+async fn watch(
+    client: &RdbClient,
+    key: bytes::Bytes,
+    prefix: bool,
+    from: u64,
+    progress: bool,
+) -> Result<(), ClientError> {
     let mut w = client.watch(key).from_version(from);
     if prefix {
         w = w.prefix();
@@ -383,11 +500,19 @@ async fn watch(client: &RdbClient, key: String, prefix: bool, from: u64, progres
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version exit 0; usage errors exit 1 (clap's 2 means "not found" here).
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("flaredb: {e}");
-            ExitCode::FAILURE
+            output::error_exit_code(&e)
         }
     }
 }

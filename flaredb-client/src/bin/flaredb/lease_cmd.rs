@@ -11,7 +11,13 @@ use bytes::Bytes;
 use clap::Subcommand;
 use flaredb_client::{ClientError, LockGuard, RdbClient, WatchEventKind};
 use futures::StreamExt;
+use serde_json::{json, Map, Value};
 use tokio::process::{Child, Command};
+
+use crate::{
+    cli_bytes::{json_field, show},
+    output::{print_json, Output},
+};
 
 /// How long a command whose lock was lost has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -32,7 +38,8 @@ pub enum LeaseCmd {
     /// The server raises a TTL below its minimum (2 s); N is the TTL granted.
     /// Nothing keeps the lease alive: it expires after N seconds, deleting its
     /// keys, unless `flaredb lease keepalive ID` runs. Attach keys with
-    /// `flaredb put --lease ID`. In scripts use --id-only:
+    /// `flaredb put --lease ID`. In scripts use --id-only (or -o json:
+    /// {"id": ID, "ttl": N}):
     ///
     ///   id=$(flaredb lease grant 30 --id-only)
     #[command(verbatim_doc_comment)]
@@ -46,8 +53,9 @@ pub enum LeaseCmd {
     },
     /// Revokes lease ID, deleting its keys: prints `lease ID revoked (N keys deleted)`.
     ///
-    /// Every key attached to the lease is deleted at once. A lease that does
-    /// not exist (never granted, expired or revoked) is an error.
+    /// Every key attached to the lease is deleted at once (JSON: {"id",
+    /// "deleted"}). A lease that does not exist (never granted, expired or
+    /// revoked) is an error (exit 2).
     Revoke { id: u64 },
     /// Keeps lease ID alive until interrupted or lost.
     ///
@@ -61,7 +69,9 @@ pub enum LeaseCmd {
     ///
     /// Prints `lease ID: remaining Ns of Gs` (seconds left, rounded up, of
     /// the TTL granted), then with --keys each key attached to it, one per
-    /// line: namespace, a tab, key. A lease that does not exist is an error.
+    /// line: namespace, a tab, key. JSON: {"id", "ttl", "granted_ttl"} and
+    /// with --keys "keys": [{"namespace", "key"}]. A lease that does not
+    /// exist is an error (exit 2).
     Ttl {
         id: u64,
         /// Also list the keys attached.
@@ -70,34 +80,54 @@ pub enum LeaseCmd {
     },
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn no_lease(id: u64) -> ClientError {
     ClientError::NotFound(format!("lease {id} does not exist (never granted, expired or revoked)"))
 }
 
-pub async fn lease(client: &RdbClient, cmd: LeaseCmd) -> Result<ExitCode, ClientError> {
+pub async fn lease(client: &RdbClient, out: Output, cmd: LeaseCmd) -> Result<ExitCode, ClientError> {
     match cmd {
         LeaseCmd::Grant { ttl, id_only } => {
             let (id, ttl) = client.lease_grant(ttl).await?;
             if id_only {
                 println!("{id}");
+            } else if out.json() {
+                print_json(&json!({"id": id, "ttl": ttl}));
             } else {
                 println!("lease {id} granted with TTL {ttl}s");
             }
         }
         LeaseCmd::Revoke { id } => {
             let deleted = client.lease_revoke(id).await?.ok_or_else(|| no_lease(id))?;
-            println!("lease {id} revoked ({deleted} keys deleted)");
+            if out.json() {
+                print_json(&json!({"id": id, "deleted": deleted}));
+            } else {
+                println!("lease {id} revoked ({deleted} keys deleted)");
+            }
         }
         LeaseCmd::KeepAlive { id } => return keep_alive(client, id).await,
         LeaseCmd::Ttl { id, keys } => {
             let t = client.lease_time_to_live(id, keys).await?.ok_or_else(|| no_lease(id))?;
+            if out.json() {
+                let mut j = json!({"id": id, "ttl": t.ttl_secs, "granted_ttl": t.granted_ttl_secs});
+                if keys {
+                    let list = t
+                        .keys
+                        .iter()
+                        .map(|(ns, key)| {
+                            let mut o = Map::new();
+                            o.insert("namespace".into(), ns.clone().into());
+                            json_field(&mut o, "key", key);
+                            Value::Object(o)
+                        })
+                        .collect();
+                    j["keys"] = Value::Array(list);
+                }
+                print_json(&j);
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut out = format!("lease {id}: remaining {}s of {}s\n", t.ttl_secs, t.granted_ttl_secs);
             for (ns, key) in &t.keys {
-                out.push_str(&format!("{ns}\t{}\n", text(key)));
+                out.push_str(&format!("{ns}\t{}\n", show(key)));
             }
             print!("{out}");
         }
@@ -289,7 +319,7 @@ async fn listen(client: &RdbClient, name: &str) -> Result<(), ClientError> {
             return Ok(true);
         }
         let line = match &leader {
-            Some((value, version)) => format!("leader: {} (token {version})", text(value)),
+            Some((value, version)) => format!("leader: {} (token {version})", show(value)),
             None => "no leader".into(),
         };
         shown = Some(leader);
