@@ -79,7 +79,7 @@ impl Default for Options {
         Self {
             prefix: String::new(),
             batch_size: 50,
-            in_flight: 8,
+            in_flight: 16,
             conflict: Conflict::Fail,
             dry_run: false,
             client: ClientConfig::default(),

@@ -30,7 +30,7 @@ pub struct MigrateArgs {
     #[arg(long, default_value_t = 50)]
     batch_size: usize,
     /// Transactions in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     in_flight: usize,
     /// A key the target already holds with another value: skip (keep the
     /// target's), overwrite, or fail (stop; the batch holding it writes nothing).
