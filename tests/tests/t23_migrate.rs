@@ -184,3 +184,49 @@ async fn the_cli_exports_migrates_verifies_and_rolls_back() {
     let (ok, _, err) = flaredb(&["migrate", "--from", "etcd://x:1", "--to", &to]);
     assert!(!ok && err.contains("expected dir:PATH"), "{err}");
 }
+
+#[tokio::test]
+async fn a_file_based_task_store_imports_as_the_task_queue() {
+    use flaredb_client::adapters::{TaskQueue, TaskStatus};
+    let c = Cluster::start(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("queue.rkvs");
+    std::fs::create_dir_all(store.join("tasks")).unwrap();
+    std::fs::create_dir_all(store.join("queue")).unwrap();
+    let tasks = [
+        ("1f0a", r#"{"image":"a","priority":1}"#, true),
+        ("2b1c", r#"{"image":"b","priority":9}"#, true),
+        ("3c2d", r#"{"image":"c","status":"completed"}"#, false),
+        ("4d3e", r#"{"image":"d","status":"running"}"#, false),
+        ("5e4f", r#"{"image":"e","status":"failed"}"#, false),
+    ];
+    for (id, body, queued) in tasks {
+        std::fs::write(store.join("tasks").join(format!("{id}.json")), body).unwrap();
+        if queued {
+            std::fs::write(store.join("queue").join(format!("{id}.json")), "{}").unwrap();
+        }
+    }
+    let from = format!("dir:{}", store.display());
+    let to = format!("flaredb://{}/orch", c.addr(1));
+    let (ok, out, err) =
+        flaredb(&["migrate", "--from", &from, "--to", &to, "--as", "task-queue", "--status", "failed"]);
+    assert!(ok && out.contains("5 read, 1 imported, 0 already there, 4 not in the status asked"), "{out}{err}");
+    let (ok, out, err) = flaredb(&["migrate", "--from", &from, "--to", &to, "--as", "task-queue"]);
+    assert!(ok && out.contains("5 read, 4 imported, 1 already there"), "{out}{err}");
+
+    let q = TaskQueue::new(c.client().namespace("orch"), "/tasks/");
+    let status = |id: &'static str| {
+        let q = q.clone();
+        async move { q.get(id).await.unwrap().unwrap().0.status }
+    };
+    assert_eq!(status("3c2d").await, TaskStatus::Succeeded);
+    assert_eq!(status("5e4f").await, TaskStatus::Failed);
+    let w = q.worker("w", 10).await.unwrap();
+    let mut order = Vec::new();
+    while let Some(t) = q.claim_next(&w).await.unwrap() {
+        order.push(t.id);
+    }
+    // Priority first; the running task (its worker gone) is queued again.
+    assert_eq!(order, ["2b1c", "1f0a", "4d3e"]);
+    assert_eq!(q.history("1f0a").await.unwrap()[0].note, "imported");
+}

@@ -141,23 +141,46 @@ impl TaskQueue {
 
     /// Adds task `id` to the queue; its version.
     pub async fn enqueue(&self, id: &str, payload: serde_json::Value, priority: u32) -> Result<u64, TaskError> {
-        let mut t = Task {
-            id: id.into(),
-            payload,
-            priority,
-            status: TaskStatus::Queued,
-            worker: None,
-            attempts: 0,
-            created_us: now_us(),
-            transitions: 0,
-        };
-        let audit = self.audit(&mut t, None, "enqueued")?;
+        self.insert(id, payload, priority, TaskStatus::Queued, now_us(), "enqueued").await
+    }
+
+    /// Adds task `id` as another store had it (a migration): `Running` comes
+    /// in as `Queued` (its worker is not ours), `created_us` keeps its place in
+    /// the queue. `AlreadyExists` if the id is taken.
+    pub async fn import(
+        &self,
+        id: &str,
+        payload: serde_json::Value,
+        priority: u32,
+        status: TaskStatus,
+        created_us: u64,
+    ) -> Result<u64, TaskError> {
+        let status = if status == TaskStatus::Running { TaskStatus::Queued } else { status };
+        self.insert(id, payload, priority, status, created_us, "imported").await
+    }
+
+    async fn insert(
+        &self,
+        id: &str,
+        payload: serde_json::Value,
+        priority: u32,
+        status: TaskStatus,
+        created_us: u64,
+        note: &str,
+    ) -> Result<u64, TaskError> {
+        let mut t =
+            Task { id: id.into(), payload, priority, status, worker: None, attempts: 0, created_us, transitions: 0 };
+        let audit = self.audit(&mut t, None, note)?;
         let tkey = self.key("t", id);
+        let mut ops = vec![TxnOp::put(tkey.as_str(), json(id, &t)?), audit];
+        if status == TaskStatus::Queued {
+            ops.push(TxnOp::put(self.queue_key(&t), ""));
+        }
         let r = self
             .client
             .txn()
             .when([Compare::version(tkey.as_str(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(tkey.as_str(), json(id, &t)?), TxnOp::put(self.queue_key(&t), ""), audit])
+            .and_then(ops)
             .commit()
             .await?;
         match r.succeeded {

@@ -16,6 +16,7 @@ mod copy;
 mod endpoint;
 mod jsonl;
 mod runs;
+pub mod task_dir;
 mod verify;
 
 use bytes::Bytes;

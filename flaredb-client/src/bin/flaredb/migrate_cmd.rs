@@ -45,6 +45,17 @@ pub struct MigrateArgs {
     /// After copying, compare counts and content hashes of source and target.
     #[arg(long)]
     verify: bool,
+    /// Read --from (dir:PATH) as a file-based task store (`tasks/<id>.json`,
+    /// `queue/<id>.json`) and import it into the TaskQueue under --task-prefix.
+    #[arg(long = "as", value_name = "LAYOUT", value_parser = ["task-queue"])]
+    layout: Option<String>,
+    /// With --as task-queue: only tasks in this status (queued, running,
+    /// succeeded, failed, cancelled).
+    #[arg(long, requires = "layout")]
+    status: Option<String>,
+    /// With --as task-queue: the TaskQueue's prefix in the target namespace.
+    #[arg(long, default_value = "/tasks/")]
+    task_prefix: String,
     /// Remove exactly what run RUN_ID wrote into --to (keys changed since are kept).
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["from", "dry_run", "verify"])]
     rollback: Option<String>,
@@ -75,6 +86,23 @@ async fn run(a: MigrateArgs, opts: Options) -> Result<ExitCode, MigrateError> {
         return Ok(ExitCode::SUCCESS);
     }
     let from = a.from.clone().ok_or_else(|| MigrateError::Usage("--from is required".into()))?;
+    if a.layout.is_some() {
+        let Endpoint::Dir(root) = &from else {
+            return Err(MigrateError::Usage("--as task-queue reads a dir:PATH source".into()));
+        };
+        let client =
+            a.to.client(&opts.client)?
+                .ok_or_else(|| MigrateError::Usage("--as task-queue writes to flaredb://".into()))?;
+        let only = a.status.as_deref().map(migrate::task_dir::parse_status).transpose()?;
+        let queue = flaredb_client::adapters::TaskQueue::new(client, &a.task_prefix);
+        let r = migrate::task_dir::import(root, &queue, only, a.dry_run).await?;
+        let verb = if a.dry_run { "would import" } else { "imported" };
+        println!(
+            "tasks: {} read, {} {verb}, {} already there, {} not in the status asked",
+            r.read, r.written, r.identical, r.skipped
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.validate {
         let (good, bad) = migrate::validate(&from, &opts).await?;
         println!("{from}: {good} records parse, {} do not", bad.len());
