@@ -18,6 +18,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let client = RdbClient::connect(endpoints.split(','))?;
     let queue = TaskQueue::new(client.namespace("orchestrator"), "/tasks/");
 
+    // The old store's directory moves in first (what `flaredb migrate --as
+    // task-queue` does): here a stand-in with two queued tasks.
+    let old = std::env::temp_dir().join(format!("queue.rkvs-{}", std::process::id()));
+    for dir in ["tasks", "queue"] {
+        std::fs::create_dir_all(old.join(dir))?;
+    }
+    for id in ["0b9e2f44", "7c1d0a53"] {
+        std::fs::write(old.join("tasks").join(format!("{id}.json")), r#"{"image":"redis","priority":2}"#)?;
+        std::fs::write(old.join("queue").join(format!("{id}.json")), "{}")?;
+    }
+    let imported = flaredb_client::migrate::task_dir::import(&old, &queue, None, false).await?;
+    std::fs::remove_dir_all(&old)?;
+    println!("{} tasks imported from the old store", imported.written);
+
     for i in 0..6 {
         queue
             .enqueue(&format!("task-{i}"), json!({"image": "nginx", "replica": i}), if i == 5 { 9 } else { 1 })
@@ -43,6 +57,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         total += h.await??.len();
     }
     println!("{total} tasks done, each by one worker");
+    if total != 8 {
+        return Err(format!("expected 8 tasks done, got {total}").into());
+    }
 
     // A worker that dies holding a task: the task comes back after its TTL (2 s).
     queue.enqueue("task-crash", json!({"image": "flaky"}), 0).await?;

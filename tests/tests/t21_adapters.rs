@@ -91,7 +91,11 @@ async fn the_scheduler_orchestrator_and_ledger_examples_run_against_a_real_serve
         assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
     }
     let out = run_example("orchestrator_tasks", &c.addr(1));
-    for line in ["6 tasks done, each by one worker", "task-crash back from a dead worker, attempt 2"] {
+    for line in [
+        "2 tasks imported from the old store",
+        "8 tasks done, each by one worker",
+        "task-crash back from a dead worker, attempt 2",
+    ] {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
     }
     assert!(out.contains("Some(Running) -> Queued (worker lost; requeued)"), "{out}");
