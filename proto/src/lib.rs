@@ -21,6 +21,11 @@ pub mod testing {
     tonic::include_proto!("flaredb.testing.v1");
 }
 
+/// The subset of etcd v3's KV API that migration reads etcd with.
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}
+
 /// The public API only (`flaredb.v1`): what reflection on the public port
 /// describes. The Raft transport is for peers, not clients.
 pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =

@@ -46,8 +46,8 @@ pub async fn migrate(
             };
             into_flaredb(source, client, run, opts, progress).await
         }
-        Endpoint::Dir(_) => {
-            Err(MigrateError::Usage("a directory is a source only; write to jsonl: or flaredb://".into()))
+        Endpoint::Dir(_) | Endpoint::Etcd { .. } => {
+            Err(MigrateError::Usage(format!("{to} is a source only; write to jsonl: or flaredb://")))
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Endpoint {
     Jsonl(PathBuf),
     /// A namespace of a FlareDB cluster.
     FlareDb { endpoints: Vec<String>, namespace: String },
+    /// An etcd v3 cluster (a source only).
+    Etcd { endpoints: Vec<String> },
 }
 
 impl std::str::FromStr for Endpoint {
@@ -44,7 +46,17 @@ impl std::str::FromStr for Endpoint {
             }
             return Ok(Endpoint::FlareDb { endpoints, namespace: ns.into() });
         }
-        Err(bad("expected dir:PATH, jsonl:FILE or flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE"))
+        if let Some(rest) = s.strip_prefix("etcd://") {
+            let endpoints: Vec<String> =
+                rest.trim_end_matches('/').split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect();
+            if endpoints.is_empty() {
+                return Err(bad("no HOST:PORT"));
+            }
+            return Ok(Endpoint::Etcd { endpoints });
+        }
+        Err(bad(
+            "expected dir:PATH, jsonl:FILE, etcd://HOST:PORT[,HOST:PORT] or flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE",
+        ))
     }
 }
 
@@ -54,6 +66,7 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Dir(p) => write!(f, "dir:{}", p.display()),
             Endpoint::Jsonl(p) => write!(f, "jsonl:{}", p.display()),
             Endpoint::FlareDb { endpoints, namespace } => write!(f, "flaredb://{}/{namespace}", endpoints.join(",")),
+            Endpoint::Etcd { endpoints } => write!(f, "etcd://{}", endpoints.join(",")),
         }
     }
 }
@@ -105,6 +118,7 @@ impl Endpoint {
                 });
                 Ok(Box::pin(stream::iter(lines)))
             }
+            Endpoint::Etcd { endpoints } => super::etcd::read(endpoints, &prefix),
             Endpoint::Dir(root) => {
                 let files = walk(root).map_err(|e| MigrateError::Io(format!("{}: {e}", root.display())))?;
                 let root = root.clone();
@@ -162,7 +176,11 @@ mod tests {
             "flaredb://a:1".parse::<Endpoint>().unwrap(),
             Endpoint::FlareDb { endpoints: vec!["a:1".into()], namespace: String::new() }
         );
-        assert!("etcd://a:1".parse::<Endpoint>().is_err());
+        assert_eq!(
+            "etcd://a:1,b:2".parse::<Endpoint>().unwrap(),
+            Endpoint::Etcd { endpoints: vec!["a:1".into(), "b:2".into()] }
+        );
+        assert!("consul://a:1".parse::<Endpoint>().is_err());
         assert!("flaredb:///ns".parse::<Endpoint>().is_err());
     }
 }

@@ -14,6 +14,7 @@
 
 mod copy;
 mod endpoint;
+mod etcd;
 mod jsonl;
 mod runs;
 pub mod task_dir;

@@ -16,8 +16,8 @@ use flaredb_client::{
 
 #[derive(Args)]
 pub struct MigrateArgs {
-    /// Where to read: dir:PATH, jsonl:FILE (`jsonl:-` = stdin) or
-    /// flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE.
+    /// Where to read: dir:PATH, jsonl:FILE (`jsonl:-` = stdin),
+    /// etcd://HOST:PORT[,HOST:PORT] or flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE.
     #[arg(long, required_unless_present = "rollback")]
     from: Option<Endpoint>,
     /// Where to write: flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE or jsonl:FILE.
