@@ -73,7 +73,7 @@ pub fn stale_write(sequence: u64, oldest: u64) -> Status {
     s
 }
 
-/// A write not committed within the request deadline.
+/// A put or transaction naming a lease that does not exist (nothing applied).
 pub fn lease_not_found(id: u64) -> Status {
     Status::not_found(format!(
         "lease {id} not found: it expired or was revoked (or never existed); nothing was written. \
@@ -81,6 +81,7 @@ pub fn lease_not_found(id: u64) -> Status {
     ))
 }
 
+/// A write not committed within the request deadline.
 pub fn write_timeout(after: Duration) -> Status {
     Status::unavailable(format!(
         "the write was not committed within {after:?} (no leader or no quorum); its outcome is unknown"

@@ -21,10 +21,13 @@ const EXPIRE_PER_ENTRY: usize = 256;
 
 impl FlareNode {
     /// Renews lease `id` on the leader: its TTL, or `None` if it does not
-    /// exist. A lease this leader does not know yet may be granted by an
-    /// entry it has not applied: it catches up (ReadIndex) before saying no.
+    /// exist; `NotLeader` elsewhere (deadlines mean nothing there). A lease
+    /// this leader does not know yet may be granted by an entry it has not
+    /// applied: it catches up (ReadIndex) before saying no.
     pub async fn lease_keep_alive(&self, id: u64) -> Result<Option<i64>, NodeError> {
-        self.lead_leases();
+        if !self.lead_leases() {
+            return Err(NodeError::NotLeader { leader: self.leader() });
+        }
         if let Some(ttl) = self.shared.leases.keep_alive(id, Instant::now()) {
             return Ok(Some(ttl));
         }
@@ -47,18 +50,20 @@ impl FlareNode {
         Ok(keys.into_iter().map(|(ns, k)| (name(ns), k)).collect())
     }
 
-    /// Restarts every deadline if this node leads in a term it has not yet
-    /// restarted them for; the table's deadlines are only meaningful then.
-    fn lead_leases(&self) {
+    /// Whether this node leads. Restarts every deadline the first time it
+    /// leads in a term; the table's deadlines are only meaningful then.
+    fn lead_leases(&self) -> bool {
         // Borrowed, not cloned: this runs for every keep-alive.
         let term = {
             let m = self.raft.metrics();
             let m = m.borrow_watched();
             m.state.is_leader().then_some(m.current_term)
         };
-        if let Some(term) = term {
-            self.shared.leases.lead(term, Instant::now());
+        match term {
+            Some(term) => self.shared.leases.lead(term, Instant::now()),
+            None => self.shared.leases.follow(),
         }
+        term.is_some()
     }
 
     /// How many leases exist (as applied here).
@@ -76,13 +81,10 @@ impl FlareNode {
             loop {
                 tick.tick().await;
                 let Some(node) = weak.upgrade() else { return };
-                let m = node.metrics();
-                let table = &node.shared.leases;
-                if !m.state.is_leader() {
-                    table.follow();
+                if !node.lead_leases() {
                     continue;
                 }
-                table.lead(m.current_term, Instant::now());
+                let table = &node.shared.leases;
                 loop {
                     let ids = table.take_expired(Instant::now(), EXPIRE_PER_ENTRY);
                     if ids.is_empty() {

@@ -163,10 +163,20 @@ fn grant_attach_and_revoke_within_one_batch() {
 #[test]
 fn a_batch_told_there_are_no_leases_skips_the_lookups() {
     let mut sm = Sm::new();
+    sm.apply(1, vec![grant(5), put("k", 0, 1)]);
+    // Told (wrongly, on purpose) that no lease exists, a put does not look
+    // up the key's lease: the attachment stays. Normally it is detached.
     let mut b = ApplyBatch::new(&sm.db, sm.registry.clone()).without_leases();
-    let c = pb::Command { cmd: Some(put("k", 0, 0)), ..Default::default() };
-    assert!(matches!(b.command(1, &c).unwrap(), FlareResponse::Cas { success: true, .. }));
+    let c = pb::Command { cmd: Some(put("k", 2, 0)), ..Default::default() };
+    assert!(matches!(b.command(3, &c).unwrap(), FlareResponse::Cas { success: true, .. }));
     sm.db.write(b.batch).unwrap();
-    assert_eq!(sm.get("k"), Some(1));
-    assert_eq!(sm.apply(2, vec![put("k", 1, 5)]).answers, [FlareResponse::LeaseNotFound { id: 5 }]);
+    assert_eq!(sm.get("k"), Some(3));
+    assert_eq!(sm.keys_of(1), ["k"], "the lookup was skipped");
+    // Nor does it find a lease to put under.
+    let mut b = ApplyBatch::new(&sm.db, sm.registry.clone()).without_leases();
+    let c = pb::Command { cmd: Some(put("j", 0, 1)), ..Default::default() };
+    assert_eq!(b.command(4, &c).unwrap(), FlareResponse::LeaseNotFound { id: 1 });
+    // The same put in a normal batch detaches.
+    sm.apply(5, vec![put("k", 3, 0)]);
+    assert!(sm.keys_of(1).is_empty());
 }

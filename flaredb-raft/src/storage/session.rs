@@ -138,6 +138,11 @@ impl ApplyBatch<'_> {
         if id.sequence < meta.floor {
             return Ok(Some(FlareResponse::StaleWrite { sequence: id.sequence, oldest: meta.floor }));
         }
+        // Every stored answer is at or below the highest sequence stored: a
+        // new write (the usual case) needs no read.
+        if id.sequence > meta.max_seq {
+            return Ok(None);
+        }
         let key = reply_key(&id.client_id, id.sequence);
         let raw = match self.sessions.replies.get(&key) {
             Some(raw) => Some(raw.clone()),

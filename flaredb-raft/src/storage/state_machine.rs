@@ -94,9 +94,13 @@ fn apply_batch(
 }
 
 /// Whether applying the entry iterates a key range (a transaction's
-/// delete-prefix, a lease revoke), whose cost its size does not tell: never inline.
+/// delete-prefix, a lease revoke, the session expiry that runs at every
+/// EXPIRE_EVERY-th index), whose cost its size does not tell: never inline.
 fn scans((entry, _): &EntryResponder<TypeConfig>) -> bool {
     use flaredb_proto::raft::{command::Cmd, txn_op::Op};
+    if entry.log_id.index.is_multiple_of(session::EXPIRE_EVERY) {
+        return true;
+    }
     let EntryPayload::Normal(req) = &entry.payload else { return false };
     match &req.0.cmd {
         Some(Cmd::Txn(t)) => t.success.iter().chain(&t.failure).any(|op| matches!(op.op, Some(Op::DeletePrefix(_)))),

@@ -120,13 +120,8 @@ pub async fn keep_alive(
     tokio::spawn(async move {
         // A client error or end of its stream ends ours.
         while let Some(Ok(msg)) = inbound.next().await {
-            // Deadlines kept anywhere but on the leader mean nothing.
-            let answer = if node.raft().is_leader() {
-                node.lease_keep_alive(msg.lease_id).await
-            } else {
-                Err(NodeError::NotLeader { leader: node.leader() })
-            };
-            let out = match answer {
+            // Only the leader renews (NotLeader elsewhere ends the stream).
+            let out = match node.lease_keep_alive(msg.lease_id).await {
                 Ok(ttl) => Ok(LeaseKeepAliveResponse { lease_id: msg.lease_id, ttl_seconds: ttl.unwrap_or(0) }),
                 Err(e) => Err(status::node_error(e)),
             };
