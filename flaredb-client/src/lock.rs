@@ -22,6 +22,8 @@ pub struct LockGuard {
     client: RdbClient,
     key: Bytes,
     token: u64,
+    /// The key's version as this holder last wrote it.
+    version: u64,
     lease: Lease,
 }
 
@@ -47,15 +49,17 @@ impl LockGuard {
 
     /// Changes the value stored under the lock's key (an elected leader
     /// proclaiming a new value), keeping the lease; the new version.
+    /// A compare on the version this holder wrote: if the key was deleted
+    /// and taken by another holder meanwhile, it is not overwritten.
     pub async fn proclaim(&mut self, value: impl IntoBytes) -> Result<u64, ClientError> {
-        let current = self.client.cas_get(self.key.clone()).await?.map_or(0, |v| v.version);
-        if current == 0 || !self.lease.is_alive() {
-            return Err(ClientError::LockLost(format!("{:?} is no longer held", self.key)));
+        if !self.lease.is_alive() {
+            return Err(ClientError::LockLost(format!("the lease of {:?} was lost", self.key)));
         }
-        let r = self.client.cas_put_with_lease(self.key.clone(), value, current, self.lease.id()).await?;
+        let r = self.client.cas_put_with_lease(self.key.clone(), value, self.version, self.lease.id()).await?;
         if !r.success {
             return Err(ClientError::LockLost(format!("{:?} changed hands", self.key)));
         }
+        self.version = r.new_version;
         Ok(r.new_version)
     }
 
@@ -133,6 +137,7 @@ impl RdbClient {
             client: self.clone(),
             key: key.clone(),
             token: r.new_version,
+            version: r.new_version,
             lease: lease.clone(),
         }))
     }

@@ -60,7 +60,7 @@ async fn revoke_and_expiry_delete_the_leased_keys_with_delete_events() {
     assert_eq!(client.cas_get("l/c").await.unwrap().unwrap().version, t.revision, "a key without lease stays");
     let events = wait_until("the DELETE events", DEADLINE, || async {
         let s = seen.lock().unwrap().clone();
-        (s.len() >= 4).then_some(s)
+        (s.iter().filter(|e| e.kind == WatchEventKind::Delete).count() >= 2).then_some(s)
     })
     .await;
     let deletes: Vec<(&[u8], u64)> =
@@ -281,6 +281,16 @@ async fn an_elected_leader_proclaims_and_observers_read_it() {
     let v = leader.proclaim("node-1 v2").await.unwrap();
     let seen = client.election_leader("svc").await.unwrap().unwrap();
     assert_eq!((&seen.value[..], seen.version), (&b"node-1 v2"[..], v));
+    // Deleted under it (an operator) and taken by another: proclaiming no longer writes.
+    let mut other = {
+        client.cas_delete("svc", v).await.unwrap();
+        client.campaign("svc", "node-2", 5).await.unwrap()
+    };
+    let e = leader.proclaim("node-1 v3").await.unwrap_err();
+    assert!(matches!(e, flaredb_client::ClientError::LockLost(_)), "{e}");
+    assert_eq!(&client.election_leader("svc").await.unwrap().unwrap().value[..], b"node-2");
+    other.proclaim("node-2 v2").await.unwrap();
+    other.release().await.unwrap();
     leader.release().await.unwrap();
     assert!(client.election_leader("svc").await.unwrap().is_none());
 }

@@ -252,10 +252,12 @@ async fn a_node_that_stops_heartbeating_shows_offline_and_its_keys_vanish() {
     assert_eq!(online(reg.list().await.unwrap()), [("n1".into(), false), ("n2".into(), false)]);
     let mut seen = Vec::new();
     while seen.len() < 4 {
-        seen.push(match presence.next().await.unwrap().unwrap() {
-            Presence::Online { id, .. } => format!("{id} online"),
-            Presence::Offline { id, .. } => format!("{id} offline"),
-        });
+        seen.push(
+            match tokio::time::timeout(flaredb_tests::DEADLINE, presence.next()).await.unwrap().unwrap().unwrap() {
+                Presence::Online { id, .. } => format!("{id} online"),
+                Presence::Offline { id, .. } => format!("{id} offline"),
+            },
+        );
     }
     assert_eq!(seen, ["n1 online", "n2 online", "n1 offline", "n2 offline"]);
     reg.forget("n1").await.unwrap();

@@ -113,6 +113,10 @@ fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
+fn parse<T: serde::de::DeserializeOwned>(id: &str, raw: &[u8]) -> Result<T, TaskError> {
+    serde_json::from_slice(raw).map_err(|e| TaskError::Json { id: id.into(), why: e.to_string() })
+}
+
 fn json<T: Serialize>(id: &str, v: &T) -> Result<Vec<u8>, TaskError> {
     serde_json::to_vec(v).map_err(|e| TaskError::Json { id: id.into(), why: e.to_string() })
 }
@@ -199,8 +203,7 @@ impl TaskQueue {
 
     pub async fn get(&self, id: &str) -> Result<Option<(Task, u64)>, TaskError> {
         let Some(v) = self.client.cas_get(self.key("t", id)).await? else { return Ok(None) };
-        let t = serde_json::from_slice(&v.value).map_err(|e| TaskError::Json { id: id.into(), why: e.to_string() })?;
-        Ok(Some((t, v.version)))
+        Ok(Some((parse(id, &v.value)?, v.version)))
     }
 
     /// Hands the next ready task to `worker` (status Running, claim on its
@@ -208,12 +211,14 @@ impl TaskQueue {
     /// back to the queue first.
     pub async fn claim_next(&self, worker: &Worker) -> Result<Option<Task>, TaskError> {
         self.requeue_orphans().await?;
+        let start = format!("{}q/", self.prefix);
+        let end = crate::prefix::prefix_end(start.as_bytes());
+        let mut from = bytes::Bytes::from(start);
         loop {
-            let page =
-                self.client.cas_scan(format!("{}q/", self.prefix), format!("{}q0", self.prefix), CLAIM_SCAN).await?;
-            if page.entries.is_empty() {
-                return Ok(None);
-            }
+            // Each page resumes after the last: entries passed over (a task
+            // another worker just took) are not read again.
+            let page = self.client.cas_scan(from, end.clone(), CLAIM_SCAN).await?;
+            let next = page.next_key.clone();
             for entry in page.entries {
                 let qkey = String::from_utf8_lossy(&entry.key).into_owned();
                 let id = qkey.rsplit('/').next().unwrap_or_default().to_string();
@@ -246,6 +251,10 @@ impl TaskQueue {
                     return Ok(Some(t));
                 }
                 // Another worker took it: the next candidate.
+            }
+            match next {
+                Some(k) => from = k,
+                None => return Ok(None),
             }
         }
     }
@@ -359,25 +368,14 @@ impl TaskQueue {
     /// Task `id`'s transitions, oldest first.
     pub async fn history(&self, id: &str) -> Result<Vec<Transition>, TaskError> {
         let entries = self.client.scan_prefix(self.key("a", &format!("{id}/"))).await?;
-        entries
-            .into_iter()
-            .map(|e| {
-                serde_json::from_slice(&e.value).map_err(|err| TaskError::Json { id: id.into(), why: err.to_string() })
-            })
-            .collect()
+        entries.into_iter().map(|e| parse(id, &e.value)).collect()
     }
 
     /// Every task, in id order.
     pub async fn list(&self) -> Result<Vec<Task>, TaskError> {
         let prefix = self.key("t", "");
         let entries = self.client.scan_prefix(prefix.as_str()).await?;
-        entries
-            .into_iter()
-            .map(|e| {
-                serde_json::from_slice(&e.value)
-                    .map_err(|err| TaskError::Json { id: String::from_utf8_lossy(&e.key).into(), why: err.to_string() })
-            })
-            .collect()
+        entries.into_iter().map(|e| parse(&String::from_utf8_lossy(&e.key), &e.value)).collect()
     }
 
     /// Task changes from `from_version` (0 = now): each new state of a task.
@@ -387,10 +385,7 @@ impl TaskQueue {
             let out = match e {
                 Err(e) => Some(Err(e.into())),
                 Ok(e) if e.kind == WatchEventKind::Put => {
-                    Some(serde_json::from_slice(&e.value).map(|t| (t, e.version)).map_err(|err| TaskError::Json {
-                        id: String::from_utf8_lossy(&e.key).into(),
-                        why: err.to_string(),
-                    }))
+                    Some(parse(&String::from_utf8_lossy(&e.key), &e.value).map(|t| (t, e.version)))
                 }
                 Ok(_) => None,
             };

@@ -58,8 +58,7 @@ Exit codes:
   2  not found: get or del of an absent key; a namespace, lease or member
      that does not exist
   3  conflict: put or del with --expect N while the key is at another version
-     (without --expect, put retries on conflicts and exits 3 only if the key
-     kept changing)
+     (without --expect, put and del are unconditional)
   lock with a COMMAND exits with the command's status; lock, elect and
   lease keepalive exit 130/143 when interrupted while waiting (see --help).";
 

@@ -7,7 +7,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    time::Instant,
 };
 
 use futures::{stream::FuturesUnordered, StreamExt};
@@ -25,7 +24,6 @@ const MAX_BATCH: usize = 60;
 pub struct Progress {
     pub read: AtomicU64,
     pub written: AtomicU64,
-    pub started: Option<Instant>,
 }
 
 /// Copies `from` into `to` by `opts`; `progress` is updated as it goes.
@@ -39,7 +37,7 @@ pub async fn migrate(
     match to {
         Endpoint::Jsonl(path) => export(source, path, progress).await,
         Endpoint::FlareDb { namespace, .. } => {
-            let client = to.client(&opts.client)?.unwrap_or_else(|| unreachable!("a FlareDB endpoint has a client"));
+            let client = to.flaredb_client(&opts.client)?;
             let run = match opts.dry_run {
                 true => None,
                 false => Some(Run::start(&client, namespace, from, to).await?),

@@ -72,13 +72,13 @@ impl std::fmt::Display for Endpoint {
 }
 
 impl Endpoint {
-    /// A client for a FlareDB endpoint, on its namespace.
-    pub fn client(&self, config: &ClientConfig) -> Result<Option<RdbClient>, MigrateError> {
+    /// A client for a FlareDB endpoint, on its namespace; a usage error for the others.
+    pub fn flaredb_client(&self, config: &ClientConfig) -> Result<RdbClient, MigrateError> {
         match self {
             Endpoint::FlareDb { endpoints, namespace } => {
-                Ok(Some(RdbClient::with_config(endpoints.clone(), config.clone())?.namespace(namespace.clone())))
+                Ok(RdbClient::with_config(endpoints.clone(), config.clone())?.namespace(namespace.clone()))
             }
-            _ => Ok(None),
+            other => Err(MigrateError::Usage(format!("{other} is not a flaredb:// endpoint"))),
         }
     }
 
@@ -88,7 +88,7 @@ impl Endpoint {
         let prefix = Bytes::copy_from_slice(prefix.as_bytes());
         match self {
             Endpoint::FlareDb { .. } => {
-                let client = self.client(config)?.unwrap_or_else(|| unreachable!("a FlareDB endpoint has a client"));
+                let client = self.flaredb_client(config)?;
                 let s = client.scan_prefix_stream(prefix).map(|r| {
                     r.map(|kv| Entry { key: kv.key, value: kv.value, version: kv.version }).map_err(MigrateError::from)
                 });

@@ -102,7 +102,7 @@ pub async fn rollback(to: &Endpoint, run_id: &str, opts: &Options) -> Result<Rol
     let Endpoint::FlareDb { namespace, .. } = to else {
         return Err(MigrateError::Usage("--rollback needs a flaredb:// target".into()));
     };
-    let target = to.client(&opts.client)?.unwrap_or_else(|| unreachable!("a FlareDB endpoint has a client"));
+    let target = to.flaredb_client(&opts.client)?;
     let runs = target.namespace(RUNS_NAMESPACE);
     let prefix = run_prefix(namespace, run_id);
     if runs.cas_get(format!("{prefix}meta")).await?.is_none() {

@@ -12,11 +12,6 @@ use crate::{
     output::{print_json, Output, EXIT_CONFLICT, EXIT_NOT_FOUND},
 };
 
-/// How many compare-and-swaps an unconditional put tries before it reports a
-/// conflict: each retry uses the version the previous one lost to, so only
-/// keys written that often by others exhaust it.
-const PUT_ATTEMPTS: u32 = 64;
-
 fn obj(key: &[u8]) -> Map<String, Value> {
     let mut o = Map::new();
     json_field(&mut o, "key", key);
@@ -61,18 +56,14 @@ pub async fn put(
     };
     let o: CasOutcome = match expect {
         Some(expect) => cas(expect).await?,
-        // Unconditional: CAS on the version read, then on each version a retry lost to.
+        // Unconditional: a one-op transaction (one round trip, applied once).
         None => {
-            let mut expect = client.cas_get(key.clone()).await?.map_or(0, |v| v.version);
-            let mut attempt = 1;
-            loop {
-                let o = cas(expect).await?;
-                if o.success || attempt == PUT_ATTEMPTS {
-                    break o;
-                }
-                expect = o.current_version;
-                attempt += 1;
-            }
+            let op = match lease {
+                Some(id) => TxnOp::put_with_lease(key.clone(), value.clone(), id),
+                None => TxnOp::put(key.clone(), value.clone()),
+            };
+            let r = client.txn().and_then([op]).commit().await?;
+            CasOutcome { success: true, current_version: 0, new_version: r.revision }
         }
     };
     if out.json() {
@@ -89,14 +80,7 @@ pub async fn put(
     } else {
         println!("conflict: current version {}", o.current_version);
     }
-    if o.success {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if expect.is_none() {
-            eprintln!("flaredb: gave up after {PUT_ATTEMPTS} attempts: the key kept changing");
-        }
-        Ok(ExitCode::from(EXIT_CONFLICT))
-    }
+    Ok(if o.success { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CONFLICT) })
 }
 
 /// What a delete found: the version it deleted, or why it deleted nothing.

@@ -90,9 +90,7 @@ async fn run(a: MigrateArgs, opts: Options) -> Result<ExitCode, MigrateError> {
         let Endpoint::Dir(root) = &from else {
             return Err(MigrateError::Usage("--as task-queue reads a dir:PATH source".into()));
         };
-        let client =
-            a.to.client(&opts.client)?
-                .ok_or_else(|| MigrateError::Usage("--as task-queue writes to flaredb://".into()))?;
+        let client = a.to.flaredb_client(&opts.client)?;
         let only = a.status.as_deref().map(migrate::task_dir::parse_status).transpose()?;
         let queue = flaredb_client::adapters::TaskQueue::new(client, &a.task_prefix);
         let r = migrate::task_dir::import(root, &queue, only, a.dry_run).await?;
