@@ -150,7 +150,9 @@ pub async fn run_with(schedule: Schedule, nodes: u64, workload: Workload) {
         assert!(moved > 0, "seed={seed}: no transfer succeeded: {}", stats.summary());
     }
     if let Some(w) = watchers {
-        let applied = fault_client(c.endpoints()).status().await.map_or(0, |s| s.applied_index);
+        // The leader's applied index covers every acknowledged write.
+        let leader = c.wait_leader().await;
+        let applied = c.client_for(leader).status().await.expect("the leader's status").applied_index;
         let events = w.verify(&history, applied, seed).await;
         eprintln!("fault suite: {schedule:?}: {WATCHERS} watchers each saw all {events} changes in order");
     }

@@ -6,9 +6,9 @@
 //!
 //! Checked afterwards: every acquisition got its own token; an acquisition
 //! that began after another ended got a larger token (tokens follow real
-//! time); accepted fenced writes never go back to an older holder (no two
-//! holders' writes interleave); and each dead holder's lock was taken over
-//! within TTL + failover time.
+//! time), which is what lets the resource's fence keep an older holder's
+//! writes out (accepted and refused writes are reported); and each dead
+//! holder's lock was taken over within TTL + failover time, none never.
 
 use std::{
     collections::BTreeMap,
@@ -80,6 +80,7 @@ impl Lockers {
         for w in self.workers {
             w.await.expect("lock worker");
         }
+        let ended = Instant::now();
         let log = self.log.lock().unwrap();
         let acq = &log.acquisitions;
         assert!(acq.len() >= 2, "seed={seed}: only {} lock acquisitions; errors: {:?}", acq.len(), log.errors);
@@ -100,16 +101,19 @@ impl Lockers {
             }
         }
         let accepted = &log.resource.accepted;
-        assert!(
-            accepted.windows(2).all(|w| w[0] <= w[1]),
-            "seed={seed}: fenced writes interleaved between holders: {accepted:?}"
-        );
         let mut worst = Duration::ZERO;
         for (died, token) in &log.deaths {
             // The first acquisition after the death (by anyone, the dead
             // holder's own next attempt included) is the takeover.
             let next = acq.iter().filter(|a| a.token > *token).map(|a| a.got).min();
-            let Some(next) = next else { continue };
+            let Some(next) = next else {
+                // Nobody took it before the end: only a death near the end may be left.
+                assert!(
+                    ended.saturating_duration_since(*died) <= takeover_bound + Duration::from_secs(5),
+                    "seed={seed}: a dead holder's lock (token {token}) was never taken over"
+                );
+                continue;
+            };
             let took = next.saturating_duration_since(*died);
             worst = worst.max(took);
             assert!(

@@ -1,9 +1,9 @@
 //! The fault suite with a lock service: while the CAS workload (checked for
 //! linearizability) runs, four clients contend for one lock with the
 //! client's `Lock` helper, make fenced writes while holding it, and release
-//! it or die holding it. Checked: unique tokens that follow real time, no
-//! interleaved fenced writes, and every dead holder's lock taken over within
-//! TTL + failover time. `FLAREDB_SEED` replays.
+//! it or die holding it. Checked: unique tokens that follow real time (what
+//! the resource's fence relies on), and every dead holder's lock taken over
+//! within TTL + failover time. `FLAREDB_SEED` replays.
 
 use flaredb_tests::fault_suite::{run_with, Schedule, Workload};
 
