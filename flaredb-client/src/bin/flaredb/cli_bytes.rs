@@ -6,6 +6,11 @@
 //! when they are UTF-8, else `0x…` hex (text output) or a `…_base64` field
 //! holding standard base64 (JSON output).
 
+use base64::{
+    alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+    Engine,
+};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -61,49 +66,19 @@ fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
     s.as_bytes().chunks(2).map(|p| Ok((digit(p[0])? << 4) | digit(p[1])?)).collect()
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Standard alphabet; padding optional on input, written on output; stray
+/// bits after the last byte refused (one spelling per value).
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 pub fn encode_base64(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, x)| n | ((*x as u32) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    BASE64.encode(b)
 }
 
 fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
-    let data = s.trim_end_matches('=');
-    if s.len() - data.len() > 2 || (s.len() != data.len() && !s.len().is_multiple_of(4)) {
-        return Err(format!("base64:{s}: bad padding"));
-    }
-    if data.len() % 4 == 1 {
-        return Err(format!("base64:{s}: truncated (a length of 4n+1 characters)"));
-    }
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    for chunk in data.as_bytes().chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            let v = B64
-                .iter()
-                .position(|x| x == c)
-                .ok_or_else(|| format!("base64:{s}: {:?} is not a base64 character", *c as char))?;
-            n |= (v as u32) << (18 - 6 * i);
-        }
-        // 2 characters carry 1 byte, 3 carry 2, 4 carry 3; the leftover bits must be 0.
-        let bytes = chunk.len() - 1;
-        if n & ((1 << (24 - 8 * bytes)) - 1) != 0 {
-            return Err(format!("base64:{s}: not canonical (stray bits at the end)"));
-        }
-        out.extend((0..bytes).map(|i| (n >> (16 - 8 * i)) as u8));
-    }
-    Ok(out)
+    BASE64.decode(s).map_err(|e| format!("base64:{s}: {e}"))
 }
 
 #[cfg(test)]
