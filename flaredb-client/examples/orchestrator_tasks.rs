@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         std::fs::write(old.join("tasks").join(format!("{id}.json")), r#"{"image":"redis","priority":2}"#)?;
         std::fs::write(old.join("queue").join(format!("{id}.json")), "{}")?;
     }
-    let imported = flaredb_client::migrate::task_dir::import(&old, &queue, None, false).await?;
+    let imported = flaredb_client::migrate::task_dir::import(&old, &queue, Default::default(), false).await?;
     std::fs::remove_dir_all(&old)?;
     println!("{} tasks imported from the old store", imported.written);
 

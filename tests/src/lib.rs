@@ -9,13 +9,15 @@ pub mod kv_suite;
 pub mod lincheck;
 pub mod lockers;
 pub mod metadata_contract;
+mod postgres;
 mod process;
 mod wait;
 pub mod watchers;
 pub mod workload;
 
 pub use grpcurl::{b64, grpcurl, grpcurl_run, grpcurl_run_with};
-pub use process::{server_bin, spawn_server, ServerProc};
+pub use postgres::{start_postgres, Postgres};
+pub use process::{cli_bin, server_bin, spawn_server, ServerProc};
 pub use wait::{wait_until, DEADLINE};
 
 use std::{

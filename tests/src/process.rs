@@ -22,6 +22,11 @@ pub fn server_bin() -> PathBuf {
     bin
 }
 
+/// The `flaredb` command-line tool built next to the server.
+pub fn cli_bin() -> PathBuf {
+    server_bin().with_file_name("flaredb")
+}
+
 pub struct ServerProc {
     pub child: Child,
     pub log: PathBuf,

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use flaredb_client::ClientError;
-use flaredb_tests::{server_bin, spawn_server, wait_until, Cluster, DEADLINE};
+use flaredb_tests::{spawn_server, wait_until, Cluster, DEADLINE};
 
 #[tokio::test]
 async fn a_learner_joins_catches_up_and_becomes_a_voter() {
@@ -109,10 +109,10 @@ async fn backup_restores_into_a_new_cluster_and_corrupt_backups_are_refused() {
     let file = c.dir.path().join("backup.fdb");
     std::fs::write(&file, &bytes).unwrap();
 
+    // Through the CLI (`flaredb restore`), which runs `flaredb-server restore`.
     let restore = |from: &std::path::Path, dir: &std::path::Path, addr: &str| {
-        std::process::Command::new(server_bin())
+        std::process::Command::new(flaredb_tests::cli_bin())
             .args(["restore", "--id", "1", "--listen", addr])
-            .arg("--from")
             .arg(from)
             .arg("--data-dir")
             .arg(dir)

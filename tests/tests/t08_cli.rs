@@ -2,12 +2,11 @@
 
 use std::{
     io::Write,
-    path::PathBuf,
     process::{Command, ExitStatus, Output, Stdio},
     time::Duration,
 };
 
-use flaredb_tests::{server_bin, wait_until, Cluster, ClusterOpts};
+use flaredb_tests::{wait_until, Cluster, ClusterOpts};
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines},
@@ -18,12 +17,8 @@ use tokio::{
 /// How long a watch may take to show what a test waits for.
 const WATCH_DEADLINE: Duration = Duration::from_secs(30);
 
-fn flaredb_bin() -> PathBuf {
-    server_bin().with_file_name("flaredb")
-}
-
 fn flaredb_output(addr: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(flaredb_bin())
+    let mut child = Command::new(flaredb_tests::cli_bin())
         .args(["--endpoints", addr])
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -157,7 +152,7 @@ struct WatchProc {
 
 impl WatchProc {
     fn spawn(addr: &str, args: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(flaredb_bin())
+        let mut child = tokio::process::Command::new(flaredb_tests::cli_bin())
             .args(["--endpoints", addr])
             .args(args)
             .stdin(Stdio::null())

@@ -1,13 +1,13 @@
 //! The `flaredb` CLI's lease, lock and election commands against a real node.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
 use flaredb_client::RdbClient;
-use flaredb_tests::{server_bin, wait_until, Cluster};
+use flaredb_tests::{wait_until, Cluster};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines},
     process::{Child, ChildStderr, ChildStdout},
@@ -16,10 +16,6 @@ use tokio::{
 
 /// How long a command may take to do what a test waits for.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn flaredb_bin() -> PathBuf {
-    server_bin().with_file_name("flaredb")
-}
 
 struct Ran {
     ok: bool,
@@ -30,7 +26,7 @@ struct Ran {
 
 /// Runs `flaredb --endpoints ADDR ARGS` to completion.
 fn flaredb(addr: &str, args: &[&str]) -> Ran {
-    let out = std::process::Command::new(flaredb_bin())
+    let out = std::process::Command::new(flaredb_tests::cli_bin())
         .args(["--endpoints", addr])
         .args(args)
         .stdin(Stdio::null())
@@ -80,7 +76,7 @@ struct Proc {
 
 impl Proc {
     fn spawn(addr: &str, args: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(flaredb_bin())
+        let mut child = tokio::process::Command::new(flaredb_tests::cli_bin())
             .args(args)
             // Also for the `flaredb` a locked command runs.
             .env("FLAREDB_ENDPOINTS", addr)
@@ -294,7 +290,7 @@ async fn lock_runs_a_command_with_its_fencing_token_and_frees_the_lock() {
     let script = format!(
         "echo \"$FLAREDB_LOCK_TOKEN\" > {f}; {bin} -n cli get job >> {f}; exit 7",
         f = file.display(),
-        bin = flaredb_bin().display()
+        bin = flaredb_tests::cli_bin().display()
     );
     let mut lock = Proc::spawn(&addr, &["-n", "cli", "lock", "job", "--", "sh", "-c", &script]);
     let pid = lock.pid();

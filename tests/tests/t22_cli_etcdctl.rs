@@ -4,16 +4,11 @@
 
 use std::{
     collections::BTreeSet,
-    path::PathBuf,
     process::{Command, Stdio},
 };
 
-use flaredb_tests::{server_bin, wait_until, Cluster, ClusterOpts, DEADLINE};
+use flaredb_tests::{wait_until, Cluster, ClusterOpts, DEADLINE};
 use serde_json::{json, Value};
-
-fn flaredb_bin() -> PathBuf {
-    server_bin().with_file_name("flaredb")
-}
 
 #[derive(Debug)]
 struct Ran {
@@ -23,7 +18,7 @@ struct Ran {
 }
 
 fn command(endpoints: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(flaredb_bin());
+    let mut cmd = Command::new(flaredb_tests::cli_bin());
     cmd.args(["--endpoints", endpoints]).args(args).stdin(Stdio::null());
     cmd
 }

@@ -149,6 +149,17 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Collection<T> {
             .collect()
     }
 
+    /// What [`create`](Self::create) writes for a new record: its key and
+    /// JSON, then each index entry's key and value. For bulk loads
+    /// (`flaredb migrate --into-collection`) that write many records at once.
+    pub fn keys_for(&self, id: &str, record: &T) -> Result<Vec<(String, Vec<u8>)>, CollectionError> {
+        let mut out = vec![(self.record_key(id), Self::to_json(id, record)?)];
+        for (unique, key, _, _) in self.index_keys(id, record) {
+            out.push((key, if unique { id.as_bytes().to_vec() } else { Vec::new() }));
+        }
+        Ok(out)
+    }
+
     fn to_json(id: &str, record: &T) -> Result<Vec<u8>, CollectionError> {
         serde_json::to_vec(record).map_err(|e| CollectionError::Json { id: id.into(), why: e.to_string() })
     }

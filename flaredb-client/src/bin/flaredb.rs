@@ -272,6 +272,10 @@ enum Cmd {
     ///
     ///   flaredb migrate --from dir:/var/lib/svc/data --to flaredb://10.0.0.1:2479/svc --verify
     ///   flaredb migrate --from jsonl:dump.jsonl --to flaredb://h1:2479,h2:2479/svc --conflict skip
+    ///   flaredb migrate --from etcd://10.0.0.5:2379 --prefix /registry/ --to flaredb://10.0.0.1:2479/k8s
+    ///   flaredb migrate --from 'postgres://sched@db:5432/sched?table=tasks' --to flaredb://10.0.0.1:2479/sched \
+    ///       --into-collection /tasks/ --index status --index node
+    ///   flaredb migrate --from dir:data/queue.rkvs --as task-queue --since 7days --to flaredb://10.0.0.1:2479/orch
     ///   flaredb migrate --rollback RUN_ID --to flaredb://10.0.0.1:2479/svc
     ///
     /// Streamed (memory does not grow with the source), in transactions of
@@ -282,7 +286,7 @@ enum Cmd {
     /// wrote (keys changed since are kept). A failed run says whether the
     /// target is unchanged or resumable.
     #[command(verbatim_doc_comment)]
-    Migrate(migrate_cmd::MigrateArgs),
+    Migrate(Box<migrate_cmd::MigrateArgs>),
     /// Writes every key of the namespace (-n) under --prefix as JSON lines,
     /// one {"key","value","version"} object a line, key and value base64.
     Export {
@@ -356,6 +360,21 @@ enum Cmd {
     Backup {
         file: PathBuf,
     },
+    /// Seeds a new single-node cluster's data dir from a backup file (runs
+    /// `flaredb-server restore`, found next to this binary or on PATH);
+    /// start it with `flaredb-server --data-dir DIR`, then grow it with `member add`.
+    Restore {
+        /// The backup file (from `flaredb backup`).
+        file: PathBuf,
+        /// An empty or absent data dir for the new node.
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        id: u64,
+        /// The address the restored node will listen on (PUBLIC@PEER with --peer-listen).
+        #[arg(long, default_value = "127.0.0.1:2479")]
+        listen: String,
+    },
 }
 
 fn text(b: &[u8]) -> String {
@@ -390,7 +409,8 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
     let out = cli.output;
     match cli.cmd {
         Cmd::Export { prefix, to } => return Ok(migrate_cmd::export_cmd(&endpoints, &namespace, prefix, to).await),
-        Cmd::Migrate(args) => return Ok(migrate_cmd::migrate_cmd(args).await),
+        Cmd::Migrate(args) => return Ok(migrate_cmd::migrate_cmd(*args).await),
+        Cmd::Restore { file, data_dir, id, listen } => return Ok(restore(&file, &data_dir, id, &listen)),
         Cmd::Get { key } => return kv_cmd::get(&client, out, key.0).await,
         Cmd::Put { key, value, expect, lease } => {
             return kv_cmd::put(&client, out, key.0, value.0, expect, lease).await
@@ -453,6 +473,31 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `flaredb restore`: the server binary does it (the client carries no RocksDB).
+fn restore(file: &std::path::Path, data_dir: &std::path::Path, id: u64, listen: &str) -> ExitCode {
+    let beside = std::env::current_exe().ok().and_then(|p| Some(p.parent()?.join("flaredb-server")));
+    let server = beside.filter(|p| p.exists()).unwrap_or_else(|| PathBuf::from("flaredb-server"));
+    let status = std::process::Command::new(&server)
+        .arg("restore")
+        .arg("--from")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--id", &id.to_string(), "--listen", listen])
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!(
+                "flaredb: restore: cannot run {}: {e} (install flaredb-server next to flaredb)",
+                server.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints the events of a watch as JSON lines until it fails. A reader that

@@ -33,7 +33,7 @@ pub async fn migrate(
     opts: &Options,
     progress: Arc<Progress>,
 ) -> Result<Report, MigrateError> {
-    let source = from.read(&opts.prefix, &opts.client)?;
+    let source = super::source(from, opts)?;
     match to {
         Endpoint::Jsonl(path) => export(source, path, progress).await,
         Endpoint::FlareDb { namespace, .. } => {
@@ -44,7 +44,7 @@ pub async fn migrate(
             };
             into_flaredb(source, client, run, opts, progress).await
         }
-        Endpoint::Dir(_) | Endpoint::Etcd { .. } => {
+        Endpoint::Dir(_) | Endpoint::Etcd { .. } | Endpoint::Postgres(_) => {
             Err(MigrateError::Usage(format!("{to} is a source only; write to jsonl: or flaredb://")))
         }
     }

@@ -9,7 +9,7 @@ use std::{
 use bytes::Bytes;
 use futures::{stream, Stream, StreamExt};
 
-use super::{jsonl, Entry, MigrateError};
+use super::{jsonl, postgres::PgTable, Entry, MigrateError};
 use crate::{ClientConfig, RdbClient};
 
 /// A source's entries, in the order it holds them.
@@ -25,6 +25,8 @@ pub enum Endpoint {
     FlareDb { endpoints: Vec<String>, namespace: String },
     /// An etcd v3 cluster (a source only).
     Etcd { endpoints: Vec<String> },
+    /// A PostgreSQL table (a source only): `--prefix` + key column → the row as JSON.
+    Postgres(PgTable),
 }
 
 impl std::str::FromStr for Endpoint {
@@ -54,9 +56,11 @@ impl std::str::FromStr for Endpoint {
             }
             return Ok(Endpoint::Etcd { endpoints });
         }
-        Err(bad(
-            "expected dir:PATH, jsonl:FILE, etcd://HOST:PORT[,HOST:PORT] or flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE",
-        ))
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Endpoint::Postgres(PgTable::parse(s)?));
+        }
+        Err(bad("expected dir:PATH, jsonl:FILE, etcd://HOST:PORT[,HOST:PORT], \
+             postgres://USER@HOST:PORT/DB?table=T[&key=COLUMN] or flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE"))
     }
 }
 
@@ -67,6 +71,7 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Jsonl(p) => write!(f, "jsonl:{}", p.display()),
             Endpoint::FlareDb { endpoints, namespace } => write!(f, "flaredb://{}/{namespace}", endpoints.join(",")),
             Endpoint::Etcd { endpoints } => write!(f, "etcd://{}", endpoints.join(",")),
+            Endpoint::Postgres(t) => t.fmt(f),
         }
     }
 }
@@ -119,6 +124,7 @@ impl Endpoint {
                 Ok(Box::pin(stream::iter(lines)))
             }
             Endpoint::Etcd { endpoints } => super::etcd::read(endpoints, &prefix),
+            Endpoint::Postgres(t) => super::postgres::read(t, &prefix),
             Endpoint::Dir(root) => {
                 let files = walk(root).map_err(|e| MigrateError::Io(format!("{}: {e}", root.display())))?;
                 let root = root.clone();
@@ -139,7 +145,7 @@ impl Endpoint {
 }
 
 /// Every file under `root`, in path order (the names only: contents are read one at a time).
-fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(super) fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -157,7 +163,7 @@ fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn relative_key(root: &Path, path: &Path) -> Option<String> {
+pub(super) fn relative_key(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     Some(parts.join("/"))

@@ -14,8 +14,11 @@
 
 mod copy;
 mod endpoint;
+mod estimate;
 mod etcd;
+mod into_collection;
 mod jsonl;
+mod postgres;
 mod runs;
 pub mod task_dir;
 mod verify;
@@ -24,6 +27,9 @@ use bytes::Bytes;
 
 pub use copy::{migrate, Progress};
 pub use endpoint::Endpoint;
+pub use estimate::estimate;
+pub use into_collection::IntoCollection;
+pub use postgres::PgTable;
 pub use runs::{rollback, RollbackReport, RUNS_NAMESPACE};
 pub use verify::{verify, Verification};
 
@@ -73,6 +79,8 @@ pub struct Options {
     pub conflict: Conflict,
     /// Read both sides and report what would change; write nothing.
     pub dry_run: bool,
+    /// Write each source entry as a record of this collection, its indexes rebuilt.
+    pub collection: Option<IntoCollection>,
     pub client: ClientConfig,
 }
 
@@ -84,6 +92,7 @@ impl Default for Options {
             in_flight: 16,
             conflict: Conflict::Fail,
             dry_run: false,
+            collection: None,
             client: ClientConfig::default(),
         }
     }
@@ -131,7 +140,7 @@ pub enum MigrateError {
 /// writes nothing. The count of good records and the first problems (at most 20).
 pub async fn validate(from: &Endpoint, opts: &Options) -> Result<(u64, Vec<String>), MigrateError> {
     use futures::StreamExt;
-    let mut source = from.read(&opts.prefix, &opts.client)?;
+    let mut source = source(from, opts)?;
     let (mut good, mut bad) = (0, Vec::new());
     while let Some(e) = source.next().await {
         match e {
@@ -142,6 +151,21 @@ pub async fn validate(from: &Endpoint, opts: &Options) -> Result<(u64, Vec<Strin
         }
     }
     Ok((good, bad))
+}
+
+/// `from`'s entries under `opts.prefix`, as they are to be written (as
+/// collection records when `opts.collection` says so).
+fn source(from: &Endpoint, opts: &Options) -> Result<endpoint::Entries, MigrateError> {
+    use futures::StreamExt;
+    let entries = from.read(&opts.prefix, &opts.client)?;
+    let Some(c) = opts.collection.clone() else { return Ok(entries) };
+    let prefix = opts.prefix.clone();
+    Ok(Box::pin(entries.flat_map(move |e| {
+        futures::stream::iter(match e {
+            Ok(e) => c.expand(prefix.as_bytes(), e),
+            Err(e) => vec![Err(e)],
+        })
+    })))
 }
 
 /// What a stopped run left, for its error message.

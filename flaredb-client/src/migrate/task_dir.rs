@@ -4,8 +4,11 @@
 //! succeeded/done/completed, failed, cancelled/canceled) and `priority` are
 //! read when present; a task in `queue/` is queued; a running one comes in
 //! queued (its worker is gone). Re-running skips tasks already imported.
+//! `--since` keeps the tasks created at or after a time: the task's
+//! `created_at` (or `createdAt`, `created`, `submitted_at`, `timestamp`:
+//! RFC 3339 text or Unix seconds/milliseconds), else its file's mtime.
 
-use std::{collections::HashSet, path::Path};
+use std::{collections::HashSet, path::Path, time::SystemTime};
 
 use super::{MigrateError, Report};
 use crate::adapters::{TaskError, TaskQueue, TaskStatus};
@@ -29,6 +32,33 @@ pub fn parse_status(s: &str) -> Result<TaskStatus, MigrateError> {
     })
 }
 
+/// Parses `--since`: an RFC 3339 time (`2026-11-01T00:00:00Z`) or an age (`36h`, `7days`).
+pub fn parse_since(s: &str) -> Result<SystemTime, MigrateError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc).into());
+    }
+    match humantime::parse_duration(s) {
+        Ok(age) => Ok(SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH)),
+        Err(_) => Err(MigrateError::Usage(format!(
+            "--since {s:?}: expected an RFC 3339 time (2026-11-01T00:00:00Z) or an age (36h, 7days)"
+        ))),
+    }
+}
+
+/// When a task was created, from its fields (see the module docs).
+fn created_at(v: &serde_json::Value) -> Option<SystemTime> {
+    let field = ["created_at", "createdAt", "created", "submitted_at", "submittedAt", "timestamp"]
+        .iter()
+        .find_map(|f| v.get(*f))?;
+    if let Some(text) = field.as_str() {
+        return chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&chrono::Utc).into());
+    }
+    let n = field.as_u64()?;
+    // Past 1e11 it cannot be seconds (that is the year 5138): milliseconds.
+    let d = if n > 100_000_000_000 { std::time::Duration::from_millis(n) } else { std::time::Duration::from_secs(n) };
+    SystemTime::UNIX_EPOCH.checked_add(d)
+}
+
 fn ids_in(dir: &Path) -> Result<Vec<String>, MigrateError> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
     let mut ids = Vec::new();
@@ -43,13 +73,15 @@ fn ids_in(dir: &Path) -> Result<Vec<String>, MigrateError> {
     Ok(ids)
 }
 
-/// Imports the store at `root` into `queue`; only tasks of `only` status if given.
-pub async fn import(
-    root: &Path,
-    queue: &TaskQueue,
-    only: Option<TaskStatus>,
-    dry_run: bool,
-) -> Result<Report, MigrateError> {
+/// Which tasks an import takes (`None`: all).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection {
+    pub status: Option<TaskStatus>,
+    pub since: Option<SystemTime>,
+}
+
+/// Imports the store at `root` into `queue`, the tasks `only` selects.
+pub async fn import(root: &Path, queue: &TaskQueue, only: Selection, dry_run: bool) -> Result<Report, MigrateError> {
     let queued: HashSet<String> = ids_in(&root.join("queue"))?.into_iter().collect();
     let mut report = Report { run_id: "(task queue import)".into(), ..Report::default() };
     for (n, id) in ids_in(&root.join("tasks"))?.into_iter().enumerate() {
@@ -62,7 +94,9 @@ pub async fn import(
             true => TaskStatus::Queued,
             false => status_of(&payload).unwrap_or(TaskStatus::Queued),
         };
-        if only.is_some_and(|s| s != status) {
+        let created = || created_at(&payload).or_else(|| std::fs::metadata(&path).and_then(|m| m.modified()).ok());
+        let too_old = only.since.is_some_and(|since| created().is_some_and(|t| t < since));
+        if only.status.is_some_and(|s| s != status) || too_old {
             report.skipped += 1;
             continue;
         }

@@ -48,7 +48,7 @@ fn hex(b: &[u8; 32]) -> String {
 /// Compares `from` (re-read) with what `to` holds for the same keys.
 pub async fn verify(from: &Endpoint, to: &Endpoint, opts: &Options) -> Result<Verification, MigrateError> {
     let target = to.flaredb_client(&opts.client)?;
-    let mut source = from.read(&opts.prefix, &opts.client)?.chunks(GETS_PER_TXN);
+    let mut source = super::source(from, opts)?.chunks(GETS_PER_TXN);
     let (mut sh, mut th) = ([0u8; 32], [0u8; 32]);
     let mut v = Verification::default();
     while let Some(chunk) = source.next().await {

@@ -2,30 +2,43 @@
 //! `flaredb_client::migrate`.
 
 use std::{
-    io::IsTerminal,
     process::ExitCode,
     sync::{atomic::Ordering, Arc},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use clap::Args;
 use flaredb_client::{
-    migrate::{self, Conflict, Endpoint, MigrateError, Options, Progress},
+    migrate::{self, Conflict, Endpoint, IntoCollection, MigrateError, Options, Progress},
     ClientConfig,
 };
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args)]
 pub struct MigrateArgs {
     /// Where to read: dir:PATH, jsonl:FILE (`jsonl:-` = stdin),
-    /// etcd://HOST:PORT[,HOST:PORT] or flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE.
+    /// etcd://HOST:PORT[,HOST:PORT], postgres://USER[:PASS]@HOST:PORT/DB?table=T[&key=COLUMN]
+    /// (each row as one JSON record, key = --prefix + the key column; the
+    /// primary key by default) or flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE.
     #[arg(long, required_unless_present = "rollback")]
     from: Option<Endpoint>,
     /// Where to write: flaredb://HOST:PORT[,HOST:PORT]/NAMESPACE or jsonl:FILE.
     #[arg(long)]
     to: Endpoint,
-    /// Only keys starting with PREFIX.
+    /// Only keys starting with PREFIX (for postgres://: the prefix each row's key gets).
     #[arg(long, default_value = "")]
     prefix: String,
+    /// Write each record (a JSON object) into the Collection at PREFIX in the
+    /// target, id = its key without --prefix, with the indexes below rebuilt
+    /// (so `Collection::get_by`/`list_by` find what was migrated).
+    #[arg(long, value_name = "PREFIX")]
+    into_collection: Option<String>,
+    /// With --into-collection: a non-unique index on this top-level field (repeatable).
+    #[arg(long = "index", value_name = "FIELD", requires = "into_collection")]
+    indexes: Vec<String>,
+    /// With --into-collection: a unique index on this top-level field (repeatable).
+    #[arg(long = "unique-index", value_name = "FIELD", requires = "into_collection")]
+    unique_indexes: Vec<String>,
     /// Keys per transaction (at most 60).
     #[arg(long, default_value_t = 50)]
     batch_size: usize,
@@ -53,6 +66,10 @@ pub struct MigrateArgs {
     /// succeeded, failed, cancelled).
     #[arg(long, requires = "layout")]
     status: Option<String>,
+    /// With --as task-queue: only tasks created at or after this time (RFC 3339)
+    /// or within this age (`36h`, `7days`); see the task's created_at, else its file's mtime.
+    #[arg(long, requires = "layout")]
+    since: Option<String>,
     /// With --as task-queue: the TaskQueue's prefix in the target namespace.
     #[arg(long, default_value = "/tasks/")]
     task_prefix: String,
@@ -68,6 +85,7 @@ pub async fn migrate_cmd(a: MigrateArgs) -> ExitCode {
         in_flight: a.in_flight,
         conflict: a.conflict,
         dry_run: a.dry_run,
+        collection: None,
         client: ClientConfig::default(),
     };
     match run(a, opts).await {
@@ -79,7 +97,17 @@ pub async fn migrate_cmd(a: MigrateArgs) -> ExitCode {
     }
 }
 
-async fn run(a: MigrateArgs, opts: Options) -> Result<ExitCode, MigrateError> {
+async fn run(a: MigrateArgs, mut opts: Options) -> Result<ExitCode, MigrateError> {
+    if let Some(prefix) = &a.into_collection {
+        let mut c = IntoCollection::new(a.to.flaredb_client(&opts.client)?, prefix);
+        for f in &a.unique_indexes {
+            c = c.unique(f);
+        }
+        for f in &a.indexes {
+            c = c.index(f);
+        }
+        opts.collection = Some(c);
+    }
     if let Some(run_id) = &a.rollback {
         let r = migrate::rollback(&a.to, run_id, &opts).await?;
         println!("run {run_id} rolled back: {} keys removed, {} changed since and kept", r.removed, r.changed_since);
@@ -91,12 +119,15 @@ async fn run(a: MigrateArgs, opts: Options) -> Result<ExitCode, MigrateError> {
             return Err(MigrateError::Usage("--as task-queue reads a dir:PATH source".into()));
         };
         let client = a.to.flaredb_client(&opts.client)?;
-        let only = a.status.as_deref().map(migrate::task_dir::parse_status).transpose()?;
+        let only = migrate::task_dir::Selection {
+            status: a.status.as_deref().map(migrate::task_dir::parse_status).transpose()?,
+            since: a.since.as_deref().map(migrate::task_dir::parse_since).transpose()?,
+        };
         let queue = flaredb_client::adapters::TaskQueue::new(client, &a.task_prefix);
         let r = migrate::task_dir::import(root, &queue, only, a.dry_run).await?;
         let verb = if a.dry_run { "would import" } else { "imported" };
         println!(
-            "tasks: {} read, {} {verb}, {} already there, {} not in the status asked",
+            "tasks: {} read, {} {verb}, {} already there, {} not selected (--status/--since)",
             r.read, r.written, r.identical, r.skipped
         );
         return Ok(ExitCode::SUCCESS);
@@ -110,9 +141,11 @@ async fn run(a: MigrateArgs, opts: Options) -> Result<ExitCode, MigrateError> {
         return Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
     let progress = Arc::new(Progress::default());
-    let ticker = tokio::spawn(show_progress(progress.clone()));
+    let bar = progress_bar(migrate::estimate(&from, &opts).await);
+    let ticker = tokio::spawn(show_progress(progress.clone(), bar.clone()));
     let result = migrate::migrate(&from, &a.to, &opts, progress).await;
     ticker.abort();
+    bar.finish_and_clear();
     let r = result?;
     let verb = if a.dry_run { "would write" } else { "written" };
     println!(
@@ -134,18 +167,29 @@ async fn run(a: MigrateArgs, opts: Options) -> Result<ExitCode, MigrateError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A progress line on stderr (when it is a terminal) once a second.
-async fn show_progress(p: Arc<Progress>) {
-    if !std::io::stderr().is_terminal() {
-        return;
+/// A bar with keys/s and ETA on stderr when the source's size is known
+/// (a spinner with keys/s when not); drawn only on a terminal.
+fn progress_bar(total: Option<u64>) -> ProgressBar {
+    let (bar, template) = match total {
+        Some(n) => {
+            (ProgressBar::new(n), "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} keys, {rate}, ETA {eta}")
+        }
+        None => (ProgressBar::new_spinner(), "{spinner} {elapsed_precise} {human_pos} keys, {rate}"),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        let rate = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} keys/s", s.per_sec());
+        };
+        bar.set_style(style.with_key("rate", rate));
     }
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    bar
+}
+
+async fn show_progress(p: Arc<Progress>, bar: ProgressBar) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tick.tick().await;
-        let (read, written) = (p.read.load(Ordering::Relaxed), p.written.load(Ordering::Relaxed));
-        let rate = written as f64 / started.elapsed().as_secs_f64().max(0.001);
-        eprint!("\r{read} read, {written} written, {rate:.0} keys/s   ");
+        bar.set_position(p.read.load(Ordering::Relaxed));
     }
 }
 
