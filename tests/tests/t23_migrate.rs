@@ -435,4 +435,16 @@ async fn postgres_tables_migrate_as_typed_json_records_and_into_collections() {
     // The adapter keeps the migrated unique index: a second "h3" is refused.
     let dup = nodes.create("99", &json!({"hostname": "h3"})).await.unwrap_err();
     assert!(dup.to_string().contains("taken by record \"3\""), "{dup}");
+
+    // Node descriptions keyed by another unique column land where the NodeRegistry reads them.
+    let url = pg.url("?table=nodes&key=hostname");
+    let (ok, out, err) = flaredb(&["migrate", "--from", &url, "--to", &to2, "--prefix", "/registry/info/"]);
+    assert!(ok && out.contains("6 read, 6 written"), "{out}{err}");
+    let registry = flaredb_client::adapters::NodeRegistry::new(c.client().namespace("sched2"), "/registry/");
+    let listed = registry.list().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|n| (n.id.as_str(), n.online)).collect::<Vec<_>>()[..2],
+        [("h1", false), ("h2", false)]
+    );
+    assert_eq!(listed.len(), 6);
 }
