@@ -29,6 +29,22 @@ async fn run(from: &Endpoint, to: &Endpoint, o: &Options) -> Result<migrate::Rep
     migrate(from, to, o, Arc::new(Progress::default())).await
 }
 
+/// Stops a run of `from` into `to` part-way (a key the target holds with
+/// another value, policy fail), then resumes it: every entry is copied once,
+/// what the first run wrote is recognised, and the copy verifies.
+async fn interrupt_and_resume(from: &Endpoint, to: &Endpoint, key: &str, total: u64) {
+    let o = Options { in_flight: 2, batch_size: 10, ..opts() };
+    let ns = to.flaredb_client(&o.client).unwrap();
+    ns.cas_put(key, "in the way", 0).await.unwrap();
+    let e = run(from, to, &o).await.unwrap_err();
+    let MigrateError::Conflict { key: k, state, written, .. } = &e else { panic!("{e}") };
+    assert!(k == key && (state.contains("resumable") || *written == 0), "{e}");
+    let r = run(from, to, &Options { conflict: Conflict::Overwrite, ..o.clone() }).await.unwrap();
+    assert_eq!((r.identical, r.overwritten, r.written + r.identical), (*written, 1, total), "{r:?}");
+    let v = verify(from, to, &o).await.unwrap();
+    assert!(v.matches() && v.source_count == total, "{v:?}");
+}
+
 #[tokio::test]
 async fn a_directory_of_json_files_moves_and_verifies() {
     let c = Cluster::start(1).await;
@@ -49,6 +65,12 @@ async fn a_directory_of_json_files_moves_and_verifies() {
     // Selective: only under a prefix.
     let o = Options { prefix: "queue/".into(), ..opts() };
     assert_eq!(run(&from, &target(&c, "orch2"), &o).await.unwrap().written, 1);
+    assert_eq!(migrate::estimate(&from, &opts()).await, Some(3));
+
+    for i in 0..200 {
+        std::fs::write(dir.path().join("tasks").join(format!("t{i:03}.json")), format!("{{\"i\":{i}}}")).unwrap();
+    }
+    interrupt_and_resume(&from, &target(&c, "orch3"), "tasks/t150.json", 203).await;
 }
 
 #[tokio::test]
@@ -142,6 +164,8 @@ async fn export_and_import_between_namespaces_round_trip() {
     assert_eq!(r.written, 120);
     let v = verify(&target(&c, "orig"), &target(&c, "copy"), &opts()).await.unwrap();
     assert!(v.matches() && v.source_count == 120, "{v:?}");
+    // Straight from one cluster's namespace to another's, interrupted and resumed.
+    interrupt_and_resume(&target(&c, "orig"), &target(&c, "copy2"), "x/077", 120).await;
 }
 
 fn flaredb(args: &[&str]) -> (bool, String, String) {
@@ -304,6 +328,33 @@ async fn an_etcd_cluster_migrates_under_a_prefix_and_verifies() {
     assert_eq!(ns.scan_prefix("/registry/pods/").await.unwrap().len(), 2500, "three pages of 1,000");
     assert!(ns.cas_get("/other/x").await.unwrap().is_none(), "outside the prefix");
     assert_eq!(&ns.cas_get("/registry/pods/p0042").await.unwrap().unwrap().value[..], br#"{"i":42}"#);
+
+    // kill -9 of a running migration, then the same command again: it continues, nothing twice.
+    let to = format!("flaredb://{}/k8s-2", c.addr(1));
+    let args =
+        ["migrate", "--from", &from, "--to", &to, "--prefix", "/registry/", "--in-flight", "1", "--batch-size", "2"];
+    let mut child = std::process::Command::new(flaredb_tests::cli_bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ns2 = c.client().namespace("k8s-2");
+    let copied = flaredb_tests::wait_until("a part copied", flaredb_tests::DEADLINE, || async {
+        let n = ns2.scan_prefix("/registry/").await.ok()?.len();
+        (n >= 300).then_some(n)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(copied < 2500, "the run finished before it was killed");
+    let (ok, out, err) = flaredb(&[&args[..7], &["--verify"]].concat());
+    let identical: u64 =
+        out.split(" already identical").next().and_then(|s| s.rsplit(' ').next()?.parse().ok()).unwrap_or(0);
+    assert!(
+        ok && out.contains("2500 read") && identical >= copied as u64 && out.contains("verify: match"),
+        "{out}{err}"
+    );
 }
 
 /// A scheduler's `tasks` and `nodes` tables in a throwaway PostgreSQL.
