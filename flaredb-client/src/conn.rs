@@ -14,7 +14,10 @@ use flaredb_proto::{
     channel::ChannelCache,
     leader_hint::{is_connect_failure, is_not_applied, LeaderHint},
 };
-use tonic::{transport::Channel, Code, Request, Response, Status};
+use tonic::{
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+    Code, Request, Response, Status,
+};
 
 use crate::ClientError;
 
@@ -35,6 +38,28 @@ pub struct ClientConfig {
     /// off only against servers older than exactly-once writes, which ignore
     /// the id (a retry could then apply twice).
     pub exactly_once: bool,
+    /// Talk TLS to the cluster (see [`ClientConfig::with_tls_files`]).
+    pub tls: Option<ClientTlsConfig>,
+}
+
+impl ClientConfig {
+    /// TLS trusting the CA in `ca_pem` (a PEM file), showing the client
+    /// certificate `cert`/`key` (PEM files) when the cluster asks for one.
+    pub fn with_tls_files(
+        mut self,
+        ca_pem: &std::path::Path,
+        cert_key: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Self, ClientError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| ClientError::InvalidArgument(format!("{}: {e}", p.display())))
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca_pem)?));
+        if let Some((cert, key)) = cert_key {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        self.tls = Some(tls);
+        Ok(self)
+    }
 }
 
 impl Default for ClientConfig {
@@ -46,6 +71,7 @@ impl Default for ClientConfig {
             backoff_max: Duration::from_millis(200),
             connect_timeout: Duration::from_millis(500),
             exactly_once: true,
+            tls: None,
         }
     }
 }
@@ -82,7 +108,7 @@ impl Conn {
         }
         let conn = Self {
             endpoints,
-            channels: ChannelCache::new(config.connect_timeout),
+            channels: ChannelCache::new(config.connect_timeout).with_tls(config.tls.clone()),
             leader: Mutex::new(None),
             next: AtomicUsize::new(0),
             config,

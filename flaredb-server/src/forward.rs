@@ -24,6 +24,16 @@ pub fn is_forwarded<T>(req: &Request<T>) -> bool {
 }
 
 impl Forwarder {
+    /// Forwarding over TLS when the public addresses serve it.
+    pub fn new(tls: Option<tonic::transport::ClientTlsConfig>) -> Self {
+        Self { channels: ChannelCache::default().with_tls(tls) }
+    }
+
+    /// New TLS settings (a renewed certificate).
+    pub fn set_tls(&self, tls: tonic::transport::ClientTlsConfig) {
+        self.channels.set_tls(Some(tls));
+    }
+
     pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
         self.channels.get(addr).map_err(|_| Status::unavailable(format!("leader address {addr:?} is not usable")))
     }

@@ -9,5 +9,6 @@ pub mod server;
 pub mod service;
 pub mod size_limit;
 pub mod status;
+pub mod tls;
 pub mod validate;
 pub mod validate_txn;

@@ -7,9 +7,19 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use flaredb_raft::node::{FlareNode, NodeConfig};
 use futures::FutureExt;
 use tokio::net::TcpListener;
-use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic::{
+    service::Routes,
+    transport::server::{Connected, TcpIncoming},
+};
 
-use crate::{config::Config, forward::Forwarder, routes, service::ctx::Ctx, size_limit};
+use crate::{
+    config::Config,
+    forward::Forwarder,
+    routes,
+    service::ctx::Ctx,
+    size_limit,
+    tls::{self, Reloading, TlsError},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -21,6 +31,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -35,6 +47,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    // Certificates are read before anything else: a bad file stops the start.
+    let public_tls = cfg.tls.public.clone().map(|f| Reloading::new(f, "public")).transpose()?;
+    let peer_tls = cfg.tls.peer.clone().map(|f| Reloading::new(f, "peer")).transpose()?;
+    let peer_client_tls = peer_tls.as_ref().map(|t| tls::client_config(t.files())).transpose()?;
+    let forward_tls = public_tls.as_ref().map(|t| tls::client_config(t.files())).transpose()?;
+    warn_if_exposed(&cfg);
     let node = FlareNode::open(NodeConfig {
         id: cfg.id,
         addr: cfg.listen.to_string(),
@@ -50,6 +68,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         fault_injection: cfg.fault_injection,
         history: cfg.watch.history,
         watch_limits: cfg.watch.limits,
+        peer_tls: peer_client_tls,
     })
     .await?;
     let ctx = Arc::new(Ctx {
@@ -61,7 +80,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         // and room for a loaded machine.
         leader_wait: Duration::from_millis(cfg.election_timeout_ms * 10)
             .min(Duration::from_millis(cfg.request_timeout_ms)),
-        fwd: Forwarder::default(),
+        fwd: Forwarder::new(forward_tls),
         watch_progress_ms: cfg.watch.progress_ms,
     });
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
@@ -76,14 +95,23 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     }
     .boxed()
     .shared();
+    let (renew_node, renew_fwd) = (node.clone(), ctx.fwd.clone());
+    tls::watch(public_tls.iter().chain(&peer_tls).cloned().collect(), move |l| {
+        // What this node shows when it dials is renewed with what it serves.
+        match tls::client_config(l.files()) {
+            Ok(c) if l.is_peer() => renew_node.set_peer_tls(c),
+            Ok(c) => renew_fwd.set_tls(c),
+            Err(e) => tracing::error!(error = %e, "renewed certificate not usable for dialing"),
+        }
+    });
     let public = routes::public(ctx, peer_listener.is_none()).await?;
     let served = match peer_listener {
-        None => serve(cfg.id, public, public_listener, shutdown).await,
+        None => serve(cfg.id, public, public_listener, public_tls, shutdown).await,
         Some(peer_listener) => {
             let peer = routes::peer(node.clone());
             tokio::try_join!(
-                serve(cfg.id, public, public_listener, shutdown.clone()),
-                serve(cfg.id, peer, peer_listener, shutdown),
+                serve(cfg.id, public, public_listener, public_tls, shutdown.clone()),
+                serve(cfg.id, peer, peer_listener, peer_tls, shutdown),
             )
             .map(|_| ())
         }
@@ -120,14 +148,53 @@ async fn hand_over(node: &FlareNode) {
     }
 }
 
-/// Serves `routes` on `listener` until `shutdown`.
+/// Anyone who can reach an address without TLS can use it; for the Raft
+/// transport that means deposing the leader or writing into a replica.
+fn warn_if_exposed(cfg: &Config) {
+    let exposed = |a: &SocketAddr| !a.ip().is_loopback();
+    let raft_addr = cfg.peer_listen.unwrap_or(cfg.listen);
+    if exposed(&raft_addr) && cfg.tls.peer.is_none() {
+        tracing::warn!(
+            addr = %raft_addr,
+            "INSECURE: the Raft transport listens on a non-loopback address without peer TLS: anyone who can \
+             reach it can depose the leader or write into this replica; use --peer-listen with --peer-cert, \
+             --peer-key and --peer-trusted-ca"
+        );
+    }
+    if exposed(&cfg.listen) && cfg.tls.public.is_none() {
+        tracing::warn!(addr = %cfg.listen, "the public address is not loopback and has no TLS (--cert, --key): traffic is in clear text");
+    }
+}
+
+/// Serves `routes` on `listener` (over TLS with `tls`) until `shutdown`.
 async fn serve(
     id: u64,
     routes: Routes,
     listener: TcpListener,
+    tls: Option<Reloading>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30)));
+    match tls {
+        Some(tls) => serve_on(id, routes, tls::incoming(listener, tls), shutdown).await,
+        None => {
+            let incoming =
+                TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30)));
+            serve_on(id, routes, incoming, shutdown).await
+        }
+    }
+}
+
+async fn serve_on<I, IO, IE>(
+    id: u64,
+    routes: Routes,
+    incoming: I,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError>
+where
+    I: futures::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     tonic::transport::Server::builder()
         // A client that vanished without closing (power loss, a cut network)
         // would hold its watch and keep-alive streams open forever; HTTP/2

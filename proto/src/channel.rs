@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// Connect timeout of nodes dialing each other; the client sets its own.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -29,6 +29,9 @@ pub struct InvalidAddress(pub String);
 pub struct ChannelCache {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
+    /// With it, `host:port` is dialed over TLS (the server's name checked
+    /// against the host) and a client certificate is shown if it has one.
+    tls: Arc<Mutex<Option<ClientTlsConfig>>>,
 }
 
 impl Default for ChannelCache {
@@ -39,7 +42,20 @@ impl Default for ChannelCache {
 
 impl ChannelCache {
     pub fn new(connect_timeout: Duration) -> Self {
-        Self { channels: Arc::default(), connect_timeout }
+        Self { channels: Arc::default(), connect_timeout, tls: Arc::default() }
+    }
+
+    /// The same cache dialing over TLS.
+    pub fn with_tls(self, tls: Option<ClientTlsConfig>) -> Self {
+        *self.tls.lock().unwrap_or_else(|p| p.into_inner()) = tls;
+        self
+    }
+
+    /// New TLS settings (e.g. a renewed certificate): channels are dialed
+    /// again with them; calls already holding a channel finish on the old one.
+    pub fn set_tls(&self, tls: Option<ClientTlsConfig>) {
+        *self.tls.lock().unwrap_or_else(|p| p.into_inner()) = tls;
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// The channel to `addr`, created on first use. Needs a Tokio runtime.
@@ -54,8 +70,13 @@ impl ChannelCache {
     }
 
     fn endpoint(&self, addr: &str) -> Result<Endpoint, InvalidAddress> {
-        let uri = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let ep = Endpoint::from_shared(uri).map_err(|_| InvalidAddress(addr.to_string()))?;
+        let tls = self.tls.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let uri = if addr.contains("://") { addr.to_string() } else { format!("{scheme}://{addr}") };
+        let mut ep = Endpoint::from_shared(uri).map_err(|_| InvalidAddress(addr.to_string()))?;
+        if let Some(tls) = tls {
+            ep = ep.tls_config(tls).map_err(|_| InvalidAddress(addr.to_string()))?;
+        }
         Ok(ep
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)

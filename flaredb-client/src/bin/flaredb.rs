@@ -74,6 +74,15 @@ struct Cli {
     /// Output format (accepted before or after the command).
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
+    /// TLS: trust the cluster certificates signed by this CA (PEM).
+    #[arg(long, global = true, env = "FLAREDB_CACERT")]
+    cacert: Option<PathBuf>,
+    /// TLS: this client certificate (PEM), when the cluster asks for one.
+    #[arg(long = "cert", global = true, env = "FLAREDB_CERT", requires_all = ["tls_key", "cacert"])]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the client certificate's key (PEM).
+    #[arg(long = "key", global = true, env = "FLAREDB_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -404,12 +413,17 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
     if let Some(ms) = std::env::var("FLAREDB_RETRY_BUDGET_MS").ok().and_then(|v| v.parse().ok()) {
         config.retry_budget = std::time::Duration::from_millis(ms);
     }
+    if let Some(ca) = &cli.cacert {
+        config = config.with_tls_files(ca, cli.tls_cert.as_deref().zip(cli.tls_key.as_deref()))?;
+    }
     let (endpoints, namespace) = (cli.endpoints.clone(), cli.namespace.clone());
-    let client = RdbClient::with_config(cli.endpoints, config)?.namespace(cli.namespace);
+    let client = RdbClient::with_config(cli.endpoints, config.clone())?.namespace(cli.namespace);
     let out = cli.output;
     match cli.cmd {
-        Cmd::Export { prefix, to } => return Ok(migrate_cmd::export_cmd(&endpoints, &namespace, prefix, to).await),
-        Cmd::Migrate(args) => return Ok(migrate_cmd::migrate_cmd(*args).await),
+        Cmd::Export { prefix, to } => {
+            return Ok(migrate_cmd::export_cmd(&endpoints, &namespace, prefix, to, config).await)
+        }
+        Cmd::Migrate(args) => return Ok(migrate_cmd::migrate_cmd(*args, config).await),
         Cmd::Restore { file, data_dir, id, listen } => return Ok(restore(&file, &data_dir, id, &listen)),
         Cmd::Get { key } => return kv_cmd::get(&client, out, key.0).await,
         Cmd::Put { key, value, expect, lease } => {

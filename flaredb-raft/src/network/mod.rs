@@ -35,8 +35,17 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(cluster: ClusterId, faults: Option<Arc<Faults>>) -> Self {
-        Self { channels: ChannelCache::default(), cluster, faults }
+    pub fn new(
+        cluster: ClusterId,
+        faults: Option<Arc<Faults>>,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Self {
+        Self { channels: ChannelCache::default().with_tls(tls), cluster, faults }
+    }
+
+    /// The channel cache (shared): to renew its TLS settings.
+    pub fn channels(&self) -> ChannelCache {
+        self.channels.clone()
     }
 }
 
@@ -48,11 +57,16 @@ impl openraft::network::RaftNetworkFactory<TypeConfig> for Network {
         let addr = crate::node::addr::MemberAddr::from_membership(&node.addr);
         // A malformed address (membership is replicated input) makes every
         // RPC to that peer fail as Unreachable; never a panic.
-        let channel = self.channels.get(addr.raft());
-        if let Err(e) = &channel {
+        if let Err(e) = self.channels.get(addr.raft()) {
             tracing::warn!(target, error = %e, "unusable peer address: its RPCs fail as Unreachable");
         }
-        PeerClient::new(target, channel, self.cluster.clone(), self.faults.clone())
+        PeerClient::new(
+            target,
+            addr.raft().to_string(),
+            self.channels.clone(),
+            self.cluster.clone(),
+            self.faults.clone(),
+        )
     }
 }
 

@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use flaredb_proto::{channel::InvalidAddress, raft::raft_client::RaftClient};
+use flaredb_proto::{channel::ChannelCache, raft::raft_client::RaftClient};
 use openraft::{
     errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable},
     network::{RPCOption, RaftNetworkV2},
@@ -30,8 +30,10 @@ use crate::{
 
 pub struct PeerClient {
     target: NodeId,
-    /// No client when the peer's address is unusable: each RPC then fails.
-    client: Result<RaftClient<Channel>, InvalidAddress>,
+    /// The peer's Raft address; its channel is taken from the cache for each
+    /// RPC, so renewed TLS settings (which empty the cache) apply at once.
+    addr: String,
+    channels: ChannelCache,
     cluster: ClusterId,
     faults: Option<Arc<Faults>>,
 }
@@ -39,16 +41,12 @@ pub struct PeerClient {
 impl PeerClient {
     pub(super) fn new(
         target: NodeId,
-        channel: Result<Channel, InvalidAddress>,
+        addr: String,
+        channels: ChannelCache,
         cluster: ClusterId,
         faults: Option<Arc<Faults>>,
     ) -> Self {
-        let client = channel.map(|c| {
-            RaftClient::new(c)
-                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-        });
-        Self { target, client, cluster, faults }
+        Self { target, addr, channels, cluster, faults }
     }
 
     /// A vote or (with `pre_vote`) a pre-vote probe: one RPC, a flag apart.
@@ -72,7 +70,11 @@ impl PeerClient {
                 return Err(RPCError::Unreachable(Unreachable::new(&LinkCut(self.target))));
             }
         }
-        self.client.clone().map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+        // An unusable address (membership is replicated input) fails each RPC as Unreachable.
+        let channel = self.channels.get(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        Ok(RaftClient::new(channel)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
     }
 
     fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {

@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub fault_injection: bool,
     pub history: HistoryRetention,
     pub watch_limits: WatchLimits,
+    /// Dial peers over TLS with this (the peer CA and this node's peer certificate).
+    pub peer_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 /// A node's view of the cluster, for `Admin/Status`.
@@ -81,6 +83,8 @@ pub struct FlareNode {
     cluster: ClusterId,
     data_dir: Mutex<DataDir>,
     faults: Option<Arc<Faults>>,
+    /// The channels Raft dials peers on (their TLS settings are renewable).
+    peer_channels: flaredb_proto::channel::ChannelCache,
     /// openraft's leader lease (= election_timeout_max).
     lease: Duration,
 }
@@ -123,7 +127,8 @@ impl FlareNode {
         let cluster = ClusterId::default();
         cluster.store(data_dir.identity().cluster_id, Ordering::Relaxed);
         let faults = cfg.fault_injection.then(|| Arc::new(Faults::default()));
-        let network = Network::new(cluster.clone(), faults.clone());
+        let network = Network::new(cluster.clone(), faults.clone(), cfg.peer_tls.clone());
+        let peer_channels = network.channels();
         let raft = Raft::new(cfg.id, Arc::new(raft_config), network, store.log_store()?, sm)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
@@ -163,6 +168,7 @@ impl FlareNode {
             cluster,
             data_dir,
             faults,
+            peer_channels,
             lease,
         });
         Self::spawn_history_pruner(&node, cfg.history);
@@ -171,6 +177,11 @@ impl FlareNode {
     }
 
     /// The fault-injection hook, on nodes started for fault tests only.
+    /// New TLS settings for dialing peers (a renewed peer certificate).
+    pub fn set_peer_tls(&self, tls: tonic::transport::ClientTlsConfig) {
+        self.peer_channels.set_tls(Some(tls));
+    }
+
     pub fn faults(&self) -> Option<&Arc<Faults>> {
         self.faults.as_ref()
     }

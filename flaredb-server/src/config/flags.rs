@@ -46,6 +46,29 @@ pub struct Flags {
     /// adds it with Admin/AddLearner.
     #[arg(long)]
     pub join: Option<String>,
+    /// TLS on the public address: this certificate chain (PEM) ...
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// ... and its private key (PEM). Both are re-read when they change or on SIGHUP.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The CA (PEM) that client certificates must chain to; also what this
+    /// node trusts when it forwards a request to the leader's public address.
+    #[arg(long)]
+    pub trusted_ca: Option<PathBuf>,
+    /// Require a client certificate signed by --trusted-ca on the public address.
+    #[arg(long)]
+    pub client_cert_auth: Option<bool>,
+    /// mTLS on the peer address (needs --peer-listen): this node's peer
+    /// certificate (PEM), shown to peers both ways ...
+    #[arg(long)]
+    pub peer_cert: Option<PathBuf>,
+    /// ... its private key (PEM) ...
+    #[arg(long)]
+    pub peer_key: Option<PathBuf>,
+    /// ... and the CA (PEM) every peer's certificate must chain to.
+    #[arg(long)]
+    pub peer_trusted_ca: Option<PathBuf>,
     /// Test-only: serve flaredb.testing.v1.Faults, which can cut Raft links.
     #[arg(long, hide = true)]
     pub enable_fault_injection: bool,
@@ -105,4 +128,11 @@ pub(super) struct FileConfig {
     pub watch_progress_ms: Option<u64>,
     pub watch_buffer_events: Option<usize>,
     pub watch_buffer_bytes: Option<usize>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub trusted_ca: Option<PathBuf>,
+    pub client_cert_auth: Option<bool>,
+    pub peer_cert: Option<PathBuf>,
+    pub peer_key: Option<PathBuf>,
+    pub peer_trusted_ca: Option<PathBuf>,
 }

@@ -4,6 +4,7 @@
 mod cluster;
 mod flags;
 mod limits;
+mod tls;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
@@ -12,6 +13,7 @@ use flaredb_raft::{node::HistoryRetention, watch::WatchLimits};
 pub use cluster::parse_initial_cluster;
 pub use flags::{Command, Flags, RestoreArgs};
 pub use limits::Limits;
+pub use tls::{TlsConfig, TlsFiles};
 
 use flags::FileConfig;
 
@@ -66,6 +68,7 @@ pub struct Config {
     pub join: Option<String>,
     pub fault_injection: bool,
     pub watch: WatchConfig,
+    pub tls: TlsConfig,
 }
 
 /// Watch settings (TOML only).
@@ -117,6 +120,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let limits = Limits::from_file(&file)?;
+        let tls = TlsConfig::from(&flags, &file, flags.peer_listen.is_some() || file.peer_listen.is_some())?;
         let watch = WatchConfig::from_file(&file)?;
         let id = flags.id.or(file.id).unwrap_or(1);
         if id == 0 {
@@ -178,6 +182,7 @@ impl Config {
             join: flags.join,
             fault_injection: flags.enable_fault_injection,
             watch,
+            tls,
         })
     }
 }

@@ -161,7 +161,7 @@ pub async fn status(client: &RdbClient, out: Output) -> Result<ExitCode, ClientE
     let config = ClientConfig {
         request_timeout: MEMBER_STATUS_TIMEOUT,
         retry_budget: MEMBER_STATUS_TIMEOUT,
-        ..ClientConfig::default()
+        ..client.config().clone()
     };
     let answers = futures::future::join_all(members.iter().map(|m| {
         let config = config.clone();

@@ -78,7 +78,8 @@ pub struct MigrateArgs {
     rollback: Option<String>,
 }
 
-pub async fn migrate_cmd(a: MigrateArgs) -> ExitCode {
+/// `client`: the timeouts and TLS settings for flaredb:// endpoints.
+pub async fn migrate_cmd(a: MigrateArgs, client: ClientConfig) -> ExitCode {
     let opts = Options {
         prefix: a.prefix.clone(),
         batch_size: a.batch_size,
@@ -86,7 +87,7 @@ pub async fn migrate_cmd(a: MigrateArgs) -> ExitCode {
         conflict: a.conflict,
         dry_run: a.dry_run,
         collection: None,
-        client: ClientConfig::default(),
+        client,
     };
     match run(a, opts).await {
         Ok(code) => code,
@@ -194,10 +195,16 @@ async fn show_progress(p: Arc<Progress>, bar: ProgressBar) {
 }
 
 /// `flaredb export`: the namespace (under a prefix) as JSON lines.
-pub async fn export_cmd(endpoints: &[String], namespace: &str, prefix: String, to: String) -> ExitCode {
+pub async fn export_cmd(
+    endpoints: &[String],
+    namespace: &str,
+    prefix: String,
+    to: String,
+    client: ClientConfig,
+) -> ExitCode {
     let from = Endpoint::FlareDb { endpoints: endpoints.to_vec(), namespace: namespace.into() };
     let to = Endpoint::Jsonl(to.into());
-    let opts = Options { prefix, ..Options::default() };
+    let opts = Options { prefix, client, ..Options::default() };
     match migrate::migrate(&from, &to, &opts, Arc::new(Progress::default())).await {
         Ok(r) => {
             eprintln!("flaredb: exported {} keys", r.written);
