@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod forward;
+pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod service;

@@ -47,8 +47,15 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let span = tracing::info_span!("node", id = cfg.id);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.log_json {
+        // The node id and the RPC path come from the spans each line is logged in.
+        logs.json().with_current_span(true).with_span_list(true).init();
+    } else {
+        logs.init();
+    }
+    // Error level: enabled under any filter, so every line carries the node id.
+    let span = tracing::error_span!("node", id = cfg.id);
     match server::run(cfg, server::shutdown_signal()).instrument(span).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -15,6 +15,7 @@ use tonic::{
 use crate::{
     config::Config,
     forward::Forwarder,
+    metrics::{self, Metrics, RpcMetricsLayer},
     routes,
     service::ctx::Ctx,
     size_limit,
@@ -44,6 +45,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     // Bind first: a port in use fails before the data dir is touched.
     let public_listener = bind(cfg.listen).await?;
     let peer_listener = match cfg.peer_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let metrics_listener = match cfg.metrics_listen {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
@@ -104,14 +109,25 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             Err(e) => tracing::error!(error = %e, "renewed certificate not usable for dialing"),
         }
     });
+    let metrics = Metrics::new(cfg.id);
+    metrics.follow_raft(node.clone());
+    if let Some(listener) = metrics_listener {
+        let (m, n, stop) = (metrics.clone(), node.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listener, m, n, stop).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+    }
+    let layer = RpcMetricsLayer(metrics);
     let public = routes::public(ctx, peer_listener.is_none()).await?;
     let served = match peer_listener {
-        None => serve(cfg.id, public, public_listener, public_tls, shutdown).await,
+        None => serve(cfg.id, public, public_listener, public_tls, layer, shutdown).await,
         Some(peer_listener) => {
             let peer = routes::peer(node.clone());
             tokio::try_join!(
-                serve(cfg.id, public, public_listener, public_tls, shutdown.clone()),
-                serve(cfg.id, peer, peer_listener, peer_tls, shutdown),
+                serve(cfg.id, public, public_listener, public_tls, layer.clone(), shutdown.clone()),
+                serve(cfg.id, peer, peer_listener, peer_tls, layer, shutdown),
             )
             .map(|_| ())
         }
@@ -172,14 +188,15 @@ async fn serve(
     routes: Routes,
     listener: TcpListener,
     tls: Option<Reloading>,
+    metrics: RpcMetricsLayer,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     match tls {
-        Some(tls) => serve_on(id, routes, tls::incoming(listener, tls), shutdown).await,
+        Some(tls) => serve_on(id, routes, tls::incoming(listener, tls), metrics, shutdown).await,
         None => {
             let incoming =
                 TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30)));
-            serve_on(id, routes, incoming, shutdown).await
+            serve_on(id, routes, incoming, metrics, shutdown).await
         }
     }
 }
@@ -188,6 +205,7 @@ async fn serve_on<I, IO, IE>(
     id: u64,
     routes: Routes,
     incoming: I,
+    metrics: RpcMetricsLayer,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -201,8 +219,11 @@ where
         // pings find it within a minute.
         .http2_keepalive_interval(Some(HTTP2_PING_EVERY))
         .http2_keepalive_timeout(Some(HTTP2_PING_TIMEOUT))
-        .trace_fn(move |req| tracing::info_span!("rpc", node = id, path = %req.uri().path()))
+        // Error level so that the span exists under the default `warn`
+        // filter: a warning inside a request then names its node and RPC.
+        .trace_fn(move |req| tracing::error_span!("rpc", node = id, path = %req.uri().path()))
         .layer(size_limit::layer())
+        .layer(metrics)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;

@@ -37,6 +37,8 @@ pub struct ClusterOpts {
     pub extra_toml: String,
     /// Start nodes with --enable-fault-injection (needed by `cut`/`partition`).
     pub fault_injection: bool,
+    /// More flags for one node (by id), e.g. its own `--metrics-listen`.
+    pub node_args: BTreeMap<u64, Vec<String>>,
 }
 
 impl Default for ClusterOpts {
@@ -46,6 +48,7 @@ impl Default for ClusterOpts {
             max_logs_to_keep: 1_000,
             extra_toml: String::new(),
             fault_injection: false,
+            node_args: BTreeMap::new(),
         }
     }
 }
@@ -63,6 +66,7 @@ pub struct Cluster {
     spec: String,
     config: PathBuf,
     fault_injection: bool,
+    node_args: BTreeMap<u64, Vec<String>>,
     /// Nodes each node cannot send Raft messages to.
     blocked: BTreeMap<u64, BTreeSet<u64>>,
     /// Nodes started with --join (not in the initial cluster).
@@ -116,6 +120,7 @@ impl Cluster {
             spec,
             config,
             fault_injection: opts.fault_injection,
+            node_args: opts.node_args,
             blocked: BTreeMap::new(),
             joined: BTreeSet::new(),
         };
@@ -149,6 +154,7 @@ impl Cluster {
         if self.fault_injection {
             args.push("--enable-fault-injection".into());
         }
+        args.extend(self.node_args.get(&id).cloned().unwrap_or_default());
         let log = self.dir.path().join(format!("n{id}.log"));
         node.proc = Some(spawn_server(&args, &log));
     }

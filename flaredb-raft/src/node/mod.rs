@@ -264,6 +264,10 @@ impl FlareNode {
         self.store.scan(ns.mode, ns.id, start, end, limit).await.map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
+    pub fn disk_stats(&self) -> crate::storage::DiskStats {
+        self.store.disk_stats()
+    }
+
     pub fn status(&self) -> NodeStatus {
         let m = self.metrics();
         let membership = m.membership_config.membership();

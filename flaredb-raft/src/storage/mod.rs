@@ -32,7 +32,7 @@ pub use log_store::LogStore;
 pub use snapshot::{SnapshotDir, SnapshotFile};
 pub use snapshot_trigger::SnapshotTrigger;
 pub use state_machine::{SmShared, StateMachine};
-pub use store::Store;
+pub use store::{DiskStats, Store};
 
 #[cfg(test)]
 mod apply_txn_test;

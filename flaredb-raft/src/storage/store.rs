@@ -23,6 +23,15 @@ use crate::{
     watch::WatchFilter,
 };
 
+/// What RocksDB holds, in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiskStats {
+    pub sst_bytes: u64,
+    pub memtable_bytes: u64,
+    pub block_cache_bytes: u64,
+    pub pending_compaction_bytes: u64,
+}
+
 /// One open database; clones share it.
 #[derive(Clone)]
 pub struct Store {
@@ -33,6 +42,28 @@ impl Store {
     /// Opens or creates the database, refusing another on-disk format.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self { db: db::open(path)? })
+    }
+
+    /// RocksDB's own accounting, summed over the column families (for metrics).
+    pub fn disk_stats(&self) -> DiskStats {
+        let sum = |prop: &str| {
+            db::ALL_CFS
+                .iter()
+                .filter_map(|name| self.db.cf_handle(name))
+                .filter_map(|cf| self.db.property_int_value_cf(&cf, prop).ok().flatten())
+                .sum()
+        };
+        DiskStats {
+            sst_bytes: sum("rocksdb.total-sst-files-size"),
+            memtable_bytes: sum("rocksdb.cur-size-all-mem-tables"),
+            // One cache is shared by every column family: any one reports it.
+            block_cache_bytes: self
+                .db
+                .cf_handle(db::CF_CAS)
+                .and_then(|cf| self.db.property_int_value_cf(&cf, "rocksdb.block-cache-usage").ok().flatten())
+                .unwrap_or(0),
+            pending_compaction_bytes: sum("rocksdb.estimate-pending-compaction-bytes"),
+        }
     }
 
     pub fn log_store(&self) -> Result<LogStore, StoreError> {

@@ -46,6 +46,13 @@ pub struct Flags {
     /// adds it with Admin/AddLearner.
     #[arg(long)]
     pub join: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default).
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+    /// Log lines as text (default) or json (one object a line, with the
+    /// node id and, for requests, the RPC path of the span it was logged in).
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
     /// TLS on the public address: this certificate chain (PEM) ...
     #[arg(long)]
     pub cert: Option<PathBuf>,
@@ -128,6 +135,8 @@ pub(super) struct FileConfig {
     pub watch_progress_ms: Option<u64>,
     pub watch_buffer_events: Option<usize>,
     pub watch_buffer_bytes: Option<usize>,
+    pub metrics_listen: Option<String>,
+    pub log_format: Option<String>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub trusted_ca: Option<PathBuf>,

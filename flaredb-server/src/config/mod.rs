@@ -69,6 +69,10 @@ pub struct Config {
     pub fault_injection: bool,
     pub watch: WatchConfig,
     pub tls: TlsConfig,
+    /// Where `/metrics` is served (None: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Log lines as JSON objects.
+    pub log_json: bool,
 }
 
 /// Watch settings (TOML only).
@@ -133,6 +137,13 @@ impl Config {
         if peer_listen == Some(listen) {
             return Err(ConfigError::Invalid("--peer-listen must differ from --listen".into()));
         }
+        let metrics_listen =
+            flags.metrics_listen.or(file.metrics_listen).map(|a| socket_addr("metrics-listen", &a)).transpose()?;
+        let log_json = match flags.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => return Err(ConfigError::Invalid(format!("log_format {other:?}: expected text or json"))),
+        };
         if let Some(j) = &flags.join {
             socket_addr("join", j)?;
         }
@@ -183,6 +194,8 @@ impl Config {
             fault_injection: flags.enable_fault_injection,
             watch,
             tls,
+            metrics_listen,
+            log_json,
         })
     }
 }
