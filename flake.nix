@@ -7,7 +7,14 @@
   };
 
   outputs = { self, nixpkgs, flake-utils }:
-    flake-utils.lib.eachDefaultSystem (system:
+    {
+      # services.flaredb (nix/module.nix); the package defaults to this flake's.
+      nixosModules.default = { pkgs, lib, ... }: {
+        imports = [ ./nix/module.nix ];
+        services.flaredb.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+      };
+    }
+    // flake-utils.lib.eachDefaultSystem (system:
       let
         pkgs = import nixpkgs { inherit system; };
         # Link against nixpkgs' RocksDB instead of building the bundled C++.
@@ -37,6 +44,11 @@
           # nix run .#server -- --id 1 --listen 127.0.0.1:2479 --data-dir ./flaredb-data
           server = { type = "app"; program = "${flaredb}/bin/flaredb-server"; };
           default = self.apps.${system}.server;
+        };
+
+        # Three NixOS VMs running services.flaredb (Linux only).
+        checks = pkgs.lib.optionalAttrs pkgs.stdenv.isLinux {
+          cluster = pkgs.testers.runNixOSTest (import ./nix/cluster-test.nix { inherit self pkgs; });
         };
 
         devShells.default = pkgs.mkShell (rocksdbEnv // {
