@@ -3,6 +3,7 @@
 //! requests are validated and errors become gRPC statuses.
 
 pub mod config;
+pub mod disk_guard;
 pub mod forward;
 pub mod metrics;
 pub mod routes;
@@ -13,3 +14,6 @@ pub mod status;
 pub mod tls;
 pub mod validate;
 pub mod validate_txn;
+
+#[cfg(test)]
+mod validate_fuzz_test;

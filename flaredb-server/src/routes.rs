@@ -20,7 +20,8 @@ use crate::service::{
 };
 
 /// The public listener's services. `with_raft`: also the Raft transport
-/// (when peers use the public address).
+/// (when peers use the public address). Health turns NOT_SERVING, for the
+/// whole server and each service, when this node's storage fails.
 pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_reflection::server::Error> {
     let node = ctx.node.clone();
     let max_msg = ctx.limits.max_message_bytes;
@@ -28,6 +29,7 @@ pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_refl
     health.set_serving::<KvCasServer<KvCasService>>().await;
     health.set_serving::<KvRawServer<KvRawService>>().await;
     health.set_serving::<AdminServer<AdminService>>().await;
+    report_storage_failure(node.clone(), health);
     let faults = node.faults().cloned().map(|f| FaultsServer::new(FaultsService { faults: f }));
     let with_faults = faults.is_some();
     let reflection = || {
@@ -68,6 +70,28 @@ pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_refl
         routes.add_service(raft(node));
     }
     Ok(routes.routes())
+}
+
+/// Waits for Raft to stop on a storage failure; then every health status is NOT_SERVING.
+fn report_storage_failure(node: Arc<FlareNode>, health: tonic_health::server::HealthReporter) {
+    use openraft::async_runtime::WatchReceiver;
+    let mut rx = node.raft().metrics();
+    tokio::spawn(async move {
+        loop {
+            let failed = rx.borrow_watched().running_state.as_ref().err().map(|e| e.to_string());
+            if let Some(why) = failed {
+                tracing::error!(%why, "storage failed: this node serves nothing until restarted; health is NOT_SERVING");
+                health.set_not_serving::<KvCasServer<KvCasService>>().await;
+                health.set_not_serving::<KvRawServer<KvRawService>>().await;
+                health.set_not_serving::<AdminServer<AdminService>>().await;
+                health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// The `--peer-listen` listener: the Raft transport only.

@@ -87,6 +87,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             .min(Duration::from_millis(cfg.request_timeout_ms)),
         fwd: Forwarder::new(forward_tls),
         watch_progress_ms: cfg.watch.progress_ms,
+        disk: crate::disk_guard::DiskGuard::start(cfg.data_dir.clone(), cfg.min_free_disk_bytes),
     });
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
     // A leader hands over before the listeners close, so its peers and

@@ -42,8 +42,19 @@ pub fn node_error(e: NodeError) -> Status {
         NodeError::Rejected(r) => rejection(r),
         NodeError::Invalid(why) => Status::invalid_argument(why),
         NodeError::Precondition(why) => Status::failed_precondition(why),
-        NodeError::Fatal(why) => Status::internal(format!("node failure: {why}")),
+        NodeError::Fatal(why) => storage_failed(&why),
     }
+}
+
+/// This node stopped serving (its storage failed): nothing was applied by
+/// this request; another node can serve it.
+pub fn storage_failed(why: &str) -> Status {
+    let mut s = Status::unavailable(format!(
+        "this node's storage failed and it serves nothing until it is restarted (after fixing the cause): {why}; \
+         ask another node"
+    ));
+    mark_not_applied(s.metadata_mut());
+    s
 }
 
 /// The failure of a write that was handed to Raft. A fatal error then comes

@@ -264,6 +264,13 @@ impl FlareNode {
         self.store.scan(ns.mode, ns.id, start, end, limit).await.map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
+    /// Why Raft stopped, when storage failed (then this node serves nothing).
+    pub fn storage_failure(&self) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        m.running_state.as_ref().err().map(|e| e.to_string())
+    }
+
     pub fn disk_stats(&self) -> crate::storage::DiskStats {
         self.store.disk_stats()
     }

@@ -128,6 +128,7 @@ pub(super) struct FileConfig {
     pub snapshot_logs_since_last: Option<u64>,
     pub snapshot_log_bytes_since_last: Option<u64>,
     pub max_logs_to_keep: Option<u64>,
+    pub min_free_disk_bytes: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub watch_history_revisions: Option<u64>,
     pub watch_history_secs: Option<u64>,

@@ -42,6 +42,8 @@ pub enum ConfigError {
 /// of a leader costs ~0.7 s to the next acknowledged write; a 60 s, 64-client
 /// write load on 2 busy cores showed no spurious election with these values.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 50;
+/// Room for RocksDB to flush and compact, and for a snapshot, before the disk is full.
+pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 256 << 20;
 pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 300;
 
 #[derive(Debug, Clone)]
@@ -73,6 +75,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Log lines as JSON objects.
     pub log_json: bool,
+    /// Refuse writes that add data below this much free disk space (0: off).
+    pub min_free_disk_bytes: u64,
 }
 
 /// Watch settings (TOML only).
@@ -196,6 +200,7 @@ impl Config {
             tls,
             metrics_listen,
             log_json,
+            min_free_disk_bytes: file.min_free_disk_bytes.unwrap_or(DEFAULT_MIN_FREE_DISK_BYTES),
         })
     }
 }

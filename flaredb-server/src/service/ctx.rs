@@ -34,6 +34,7 @@ pub struct Ctx {
     pub fwd: Forwarder,
     /// An idle watcher gets a progress event this often.
     pub watch_progress_ms: u64,
+    pub disk: Arc<crate::disk_guard::DiskGuard>,
 }
 
 impl Ctx {
@@ -135,6 +136,10 @@ impl Ctx {
         cmd: pb::command::Cmd,
         write_id: Option<flaredb_proto::v1::WriteId>,
     ) -> Result<FlareResponse, Status> {
+        if let Some(why) = self.node.storage_failure() {
+            return Err(status::storage_failed(&why));
+        }
+        self.disk.check(&cmd)?;
         let write_id = write_id.map(|w| pb::WriteId { client_id: w.client_id, sequence: w.sequence });
         let fut = self.node.propose(pb::Command { cmd: Some(cmd), write_id, ..Default::default() });
         let answer = tokio::time::timeout(self.timeout, fut).await;
