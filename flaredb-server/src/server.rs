@@ -121,14 +121,16 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         });
     }
     let layer = RpcMetricsLayer(metrics);
+    let per_conn = cfg.max_requests_per_connection;
     let public = routes::public(ctx, peer_listener.is_none()).await?;
     let served = match peer_listener {
-        None => serve(cfg.id, public, public_listener, public_tls, layer, shutdown).await,
+        None => serve(cfg.id, public, public_listener, public_tls, (layer, per_conn), shutdown).await,
         Some(peer_listener) => {
             let peer = routes::peer(node.clone());
             tokio::try_join!(
-                serve(cfg.id, public, public_listener, public_tls, layer.clone(), shutdown.clone()),
-                serve(cfg.id, peer, peer_listener, peer_tls, layer, shutdown),
+                serve(cfg.id, public, public_listener, public_tls, (layer.clone(), per_conn), shutdown.clone()),
+                // Raft between peers is not a client: one connection carries every replication stream.
+                serve(cfg.id, peer, peer_listener, peer_tls, (layer, usize::MAX), shutdown),
             )
             .map(|_| ())
         }
@@ -189,7 +191,7 @@ async fn serve(
     routes: Routes,
     listener: TcpListener,
     tls: Option<Reloading>,
-    metrics: RpcMetricsLayer,
+    metrics: (RpcMetricsLayer, usize),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     match tls {
@@ -206,7 +208,7 @@ async fn serve_on<I, IO, IE>(
     id: u64,
     routes: Routes,
     incoming: I,
-    metrics: RpcMetricsLayer,
+    (metrics, per_connection): (RpcMetricsLayer, usize),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -220,6 +222,7 @@ where
         // pings find it within a minute.
         .http2_keepalive_interval(Some(HTTP2_PING_EVERY))
         .http2_keepalive_timeout(Some(HTTP2_PING_TIMEOUT))
+        .concurrency_limit_per_connection(per_connection)
         // Error level so that the span exists under the default `warn`
         // filter: a warning inside a request then names its node and RPC.
         .trace_fn(move |req| tracing::error_span!("rpc", node = id, path = %req.uri().path()))

@@ -77,6 +77,9 @@ pub struct Config {
     pub log_json: bool,
     /// Refuse writes that add data below this much free disk space (0: off).
     pub min_free_disk_bytes: u64,
+    /// Requests one connection (one client) may have in progress; more wait
+    /// their turn, so a flooding client cannot take every worker from the others.
+    pub max_requests_per_connection: usize,
 }
 
 /// Watch settings (TOML only).
@@ -201,6 +204,11 @@ impl Config {
             metrics_listen,
             log_json,
             min_free_disk_bytes: file.min_free_disk_bytes.unwrap_or(DEFAULT_MIN_FREE_DISK_BYTES),
+            max_requests_per_connection: match file.max_requests_per_connection {
+                Some(0) => return Err(ConfigError::Invalid("max_requests_per_connection must be at least 1".into())),
+                Some(n) => n,
+                None => 1024,
+            },
         })
     }
 }
