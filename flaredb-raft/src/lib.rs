@@ -19,6 +19,9 @@ pub mod storage;
 pub mod types;
 pub mod watch;
 
+#[cfg(test)]
+mod fuzz_test;
+
 pub use error::{NodeError, OpenError, StoreError};
 pub use storage::read;
 pub use types::{FlareRequest, FlareResponse, TxnOpResult, TypeConfig};
