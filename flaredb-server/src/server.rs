@@ -121,7 +121,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         });
     }
     let layer = RpcMetricsLayer(metrics);
-    let per_conn = cfg.max_requests_per_connection;
+    let per_conn = Some(cfg.max_requests_per_connection);
     let public = routes::public(ctx, peer_listener.is_none()).await?;
     let served = match peer_listener {
         None => serve(cfg.id, public, public_listener, public_tls, (layer, per_conn), shutdown).await,
@@ -130,7 +130,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             tokio::try_join!(
                 serve(cfg.id, public, public_listener, public_tls, (layer.clone(), per_conn), shutdown.clone()),
                 // Raft between peers is not a client: one connection carries every replication stream.
-                serve(cfg.id, peer, peer_listener, peer_tls, (layer, usize::MAX), shutdown),
+                serve(cfg.id, peer, peer_listener, peer_tls, (layer, None), shutdown),
             )
             .map(|_| ())
         }
@@ -191,7 +191,7 @@ async fn serve(
     routes: Routes,
     listener: TcpListener,
     tls: Option<Reloading>,
-    metrics: (RpcMetricsLayer, usize),
+    metrics: (RpcMetricsLayer, Option<usize>),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     match tls {
@@ -208,7 +208,7 @@ async fn serve_on<I, IO, IE>(
     id: u64,
     routes: Routes,
     incoming: I,
-    (metrics, per_connection): (RpcMetricsLayer, usize),
+    (metrics, per_connection): (RpcMetricsLayer, Option<usize>),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -216,13 +216,18 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    // No limit at all rather than a huge one: tokio's semaphore refuses more
+    // than usize::MAX >> 3 permits (by panicking, per connection).
+    if let Some(n) = per_connection {
+        server = server.concurrency_limit_per_connection(n);
+    }
+    server
         // A client that vanished without closing (power loss, a cut network)
         // would hold its watch and keep-alive streams open forever; HTTP/2
         // pings find it within a minute.
         .http2_keepalive_interval(Some(HTTP2_PING_EVERY))
         .http2_keepalive_timeout(Some(HTTP2_PING_TIMEOUT))
-        .concurrency_limit_per_connection(per_connection)
         // Error level so that the span exists under the default `warn`
         // filter: a warning inside a request then names its node and RPC.
         .trace_fn(move |req| tracing::error_span!("rpc", node = id, path = %req.uri().path()))

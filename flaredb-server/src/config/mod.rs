@@ -206,6 +206,9 @@ impl Config {
             min_free_disk_bytes: file.min_free_disk_bytes.unwrap_or(DEFAULT_MIN_FREE_DISK_BYTES),
             max_requests_per_connection: match file.max_requests_per_connection {
                 Some(0) => return Err(ConfigError::Invalid("max_requests_per_connection must be at least 1".into())),
+                Some(n) if n > 1 << 20 => {
+                    return Err(ConfigError::Invalid("max_requests_per_connection is at most 1048576".into()))
+                }
                 Some(n) => n,
                 None => 1024,
             },
