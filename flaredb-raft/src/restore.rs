@@ -88,6 +88,23 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
     if data_dir.join("IDENTITY").exists() || data_dir.join("db").exists() {
         return Err(RestoreError::NotEmpty(data_dir.display().to_string()));
     }
+    let existed = data_dir.exists();
+    let seeded = seed(data_dir, id, addr, backup, &applied);
+    if seeded.is_err() {
+        // Nothing half-restored stays behind: the next attempt finds an empty dir again.
+        for made in ["db", "snapshots", "IDENTITY", "IDENTITY.tmp", "LOCK"] {
+            let p = data_dir.join(made);
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        }
+        if !existed {
+            let _ = std::fs::remove_dir(data_dir);
+        }
+    }
+    seeded.map(|()| applied.index)
+}
+
+/// Writes the new node's identity, store and seeded snapshot into `data_dir`.
+fn seed(data_dir: &Path, id: u64, addr: &str, backup: &Path, applied: &LogId) -> Result<(), RestoreError> {
     let mut dir = DataDir::open(data_dir, id).map_err(OpenError::from)?;
     // A new cluster: its id must differ from the backed-up one's.
     let cluster = {
@@ -108,5 +125,5 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
     let snapshot = TempFile::new(snaps.temp_path("restore"), &snaps.fail);
     rewrite_meta(backup, snapshot.path(), &meta)?;
     store.seed(&snaps, &meta, snapshot.path(), &Vote::new(last.leader_id.term, id))?;
-    Ok(applied.index)
+    Ok(())
 }

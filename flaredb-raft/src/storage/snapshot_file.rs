@@ -134,8 +134,13 @@ impl SnapshotReader {
         if len > MAX_FIELD {
             return Err(invalid(format!("snapshot record of {len} bytes: corrupt")));
         }
-        let mut buf = vec![0u8; len as usize];
-        self.input.read_exact(&mut buf).map_err(truncated)?;
+        // Grown as bytes arrive: a length field alone (a 22-byte file claiming
+        // 64 MiB) reserves no more than a page of the buffer.
+        let mut buf = Vec::with_capacity((len as usize).min(64 << 10));
+        (&mut self.input).take(u64::from(len)).read_to_end(&mut buf)?;
+        if buf.len() != len as usize {
+            return Err(truncated(io::Error::from(io::ErrorKind::UnexpectedEof)));
+        }
         self.crc.update(&buf);
         Ok(buf)
     }

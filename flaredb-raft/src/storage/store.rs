@@ -161,6 +161,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let last = meta.last_log_id.ok_or_else(|| StoreError::corrupt("restored snapshot", "no last log id"))?;
         snapshots.install(&self.db, meta, snapshot)?;
+        // What the node loads at start must load now: a backup whose records
+        // only pass the checksum is refused here, not at the node's first start.
+        super::sm_meta::load_registry(&self.db)?;
+        super::sm_meta::load_retired(&self.db)?;
+        super::lease::load_leases(&self.db)?;
         LogStore::seed(&self.db, &last, vote)
     }
 }
