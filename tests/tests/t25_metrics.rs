@@ -39,6 +39,7 @@ async fn metrics_count_requests_by_code_and_show_raft_storage_and_replication() 
     }
     assert!(kv.cas_put("", "v", 0).await.is_err(), "an empty key is INVALID_ARGUMENT");
     let _lease = c.client().lease_grant(30).await.unwrap();
+    c.client_for(leader).snapshot().await.unwrap();
     let watch = c.client().namespace("m").watch("k").prefix().start();
     let watching = tokio::spawn(async move {
         let mut watch = Box::pin(watch);
@@ -48,7 +49,8 @@ async fn metrics_count_requests_by_code_and_show_raft_storage_and_replication() 
     let at = |id: u64| metrics[&id].clone();
     let body = wait_until("the leader's metrics", DEADLINE, || async {
         let b = scrape(&at(leader))?;
-        (sample(&b, "flaredb_leases", &[])? >= 1.0).then_some(b)
+        (sample(&b, "flaredb_leases", &[])? >= 1.0 && sample(&b, "flaredb_raft_snapshots_total", &[])? >= 1.0)
+            .then_some(b)
     })
     .await;
     let node = format!("node=\"{leader}\"");
@@ -62,6 +64,9 @@ async fn metrics_count_requests_by_code_and_show_raft_storage_and_replication() 
     assert!(sample(&body, "flaredb_raft_applied_index", &[]).unwrap() >= 20.0);
     assert!(sample(&body, "flaredb_raft_leader_changes_total", &[]).unwrap() >= 1.0);
     assert_eq!(sample(&body, "flaredb_raft_members", &[]), Some(3.0));
+    assert!(sample(&body, "flaredb_raft_snapshots_total", &[]).unwrap() >= 1.0, "{body}");
+    assert!(sample(&body, "flaredb_snapshot_last_build_seconds", &[]).is_some(), "{body}");
+    assert_eq!(sample(&body, "flaredb_raft_proposals_pending", &[]), Some(0.0), "{body}");
     for kind in ["sst", "memtable", "block_cache", "pending_compaction"] {
         assert!(sample(&body, "flaredb_rocksdb_bytes", &[&format!("kind=\"{kind}\"")]).is_some(), "{kind}: {body}");
     }

@@ -17,6 +17,22 @@ use crate::{
     TypeConfig,
 };
 
+/// One proposal in flight, counted until it is answered or dropped (a caller's deadline).
+struct Pending<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Pending<'a> {
+    fn count(n: &'a std::sync::atomic::AtomicU64) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(n)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl FlareNode {
     /// Replicates `cmd` and returns what applying it answered, with its log index.
     ///
@@ -27,6 +43,7 @@ impl FlareNode {
     /// (one lease at most) for the next acknowledgement and is tried again,
     /// instead of telling the client "no leader" right after a failover.
     pub async fn propose(&self, mut cmd: pb::Command) -> Result<(FlareResponse, u64), NodeError> {
+        let _pending = Pending::count(&self.pending);
         let until = Instant::now() + self.lease;
         // Only a leader's proposal reaches the log: its clock is the log's.
         cmd.proposed_at_ms =

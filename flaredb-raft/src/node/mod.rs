@@ -85,6 +85,8 @@ pub struct FlareNode {
     faults: Option<Arc<Faults>>,
     /// The channels Raft dials peers on (their TLS settings are renewable).
     peer_channels: flaredb_proto::channel::ChannelCache,
+    /// Proposals handed to Raft and not yet answered (for metrics).
+    pending: std::sync::atomic::AtomicU64,
     /// openraft's leader lease (= election_timeout_max).
     lease: Duration,
 }
@@ -169,6 +171,7 @@ impl FlareNode {
             data_dir,
             faults,
             peer_channels,
+            pending: Default::default(),
             lease,
         });
         Self::spawn_history_pruner(&node, cfg.history);
@@ -262,6 +265,12 @@ impl FlareNode {
         limit: PageLimit,
     ) -> Result<ScanPage, NodeError> {
         self.store.scan(ns.mode, ns.id, start, end, limit).await.map_err(|e| NodeError::Fatal(e.to_string()))
+    }
+
+    /// Proposals in flight on this node, and the last snapshot build and install times (ms).
+    pub fn proposal_and_snapshot_stats(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.pending.load(Relaxed), self.shared.last_build_ms.load(Relaxed), self.shared.last_install_ms.load(Relaxed))
     }
 
     /// Why Raft stopped, when storage failed (then this node serves nothing).

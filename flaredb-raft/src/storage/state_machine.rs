@@ -123,6 +123,9 @@ pub struct SmShared {
     pub watch: WatchHub,
     /// The live leases, with the leader's deadlines (`lease.rs`).
     pub leases: LeaseTable,
+    /// How long the last snapshot build and the last install took (ms), for metrics.
+    pub last_build_ms: std::sync::atomic::AtomicU64,
+    pub last_install_ms: std::sync::atomic::AtomicU64,
 }
 
 impl SmShared {
@@ -172,6 +175,8 @@ impl StateMachine {
             force_snapshot: AtomicBool::new(false),
             watch: WatchHub::new(applied, WatchLimits::default()),
             leases: table,
+            last_build_ms: Default::default(),
+            last_install_ms: Default::default(),
         };
         Ok(Self { db, snapshots, shared: Arc::new(shared), trigger: None, applied_bytes: Default::default() })
     }
@@ -251,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone(), snapshots: self.snapshots.clone() }
+        SnapshotBuilder { db: self.db.clone(), snapshots: self.snapshots.clone(), shared: self.shared.clone() }
     }
 
     async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
@@ -276,6 +281,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
+        let started = std::time::Instant::now();
         let (db, dir, meta_c) = (self.db.clone(), self.snapshots.clone(), meta.clone());
         let (registry, retired, leases) = blocking(move || {
             let meta = meta_c;
@@ -295,6 +301,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Their next events may be older than anything this node now has.
         let revision = meta.last_log_id.map_or(0, |l| l.index);
         self.shared.watch.end_all(Ended::SnapshotInstalled { revision }, revision);
+        self.shared.last_install_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -313,6 +320,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 pub struct SnapshotBuilder {
     db: Arc<DB>,
     snapshots: SnapshotDir,
+    shared: Arc<SmShared>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -320,7 +328,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
         let (db, dir) = (self.db.clone(), self.snapshots.clone());
+        let started = std::time::Instant::now();
         let (meta, snapshot) = blocking(move || dir.build(&db)).await?;
+        self.shared.last_build_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         Ok(Snapshot { meta, snapshot })
     }
 }

@@ -15,6 +15,9 @@ pub struct Gauges {
     applied_index: IntGauge,
     log_entries: IntGauge,
     snapshot_index: IntGauge,
+    proposals_pending: IntGauge,
+    snapshot_build_seconds: prometheus::Gauge,
+    snapshot_install_seconds: prometheus::Gauge,
     replication_lag: IntGaugeVec,
     members: IntGauge,
     rocksdb: IntGaugeVec,
@@ -25,6 +28,12 @@ pub struct Gauges {
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = must(IntGauge::new(name, help));
+    must(registry.register(Box::new(g.clone())));
+    g
+}
+
+fn float_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Gauge {
+    let g = must(prometheus::Gauge::new(name, help));
     must(registry.register(Box::new(g.clone())));
     g
 }
@@ -46,6 +55,17 @@ impl Gauges {
             applied_index: gauge(r, "raft_applied_index", "Index of the last entry applied to the state machine"),
             log_entries: gauge(r, "raft_log_entries", "Entries kept in the log (not yet purged)"),
             snapshot_index: gauge(r, "raft_snapshot_index", "Last index covered by the current snapshot"),
+            proposals_pending: gauge(r, "raft_proposals_pending", "Proposals handed to Raft and not yet answered"),
+            snapshot_build_seconds: float_gauge(
+                r,
+                "snapshot_last_build_seconds",
+                "How long the last snapshot build took",
+            ),
+            snapshot_install_seconds: float_gauge(
+                r,
+                "snapshot_last_install_seconds",
+                "How long the last install of a leader's snapshot took",
+            ),
             replication_lag: gauge_vec(
                 r,
                 "raft_replication_lag_entries",
@@ -77,6 +97,10 @@ impl Gauges {
         self.applied_index.set(i(m.last_applied.map_or(0, |l| l.index)));
         self.log_entries.set(i(last.saturating_sub(m.purged.map_or(0, |l| l.index))));
         self.snapshot_index.set(i(m.snapshot.map_or(0, |l| l.index)));
+        let (pending, build_ms, install_ms) = node.proposal_and_snapshot_stats();
+        self.proposals_pending.set(i(pending));
+        self.snapshot_build_seconds.set(build_ms as f64 / 1000.0);
+        self.snapshot_install_seconds.set(install_ms as f64 / 1000.0);
         self.members.set(i(m.membership_config.membership().nodes().count() as u64));
         // Followers that left (or a lost leadership) must not keep a stale lag.
         self.replication_lag.reset();
