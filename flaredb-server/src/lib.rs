@@ -3,6 +3,7 @@
 //! requests are validated and errors become gRPC statuses.
 
 pub mod config;
+pub mod corruption;
 pub mod disk_guard;
 pub mod forward;
 pub mod metrics;

@@ -29,8 +29,9 @@ pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_refl
     health.set_serving::<KvCasServer<KvCasService>>().await;
     health.set_serving::<KvRawServer<KvRawService>>().await;
     health.set_serving::<AdminServer<AdminService>>().await;
+    report_corruption(ctx.corruption.clone(), health.clone());
     report_storage_failure(node.clone(), health);
-    let faults = node.faults().cloned().map(|f| FaultsServer::new(FaultsService { faults: f }));
+    let faults = node.faults().cloned().map(|f| FaultsServer::new(FaultsService { faults: f, node: node.clone() }));
     let with_faults = faults.is_some();
     let reflection = || {
         let b = tonic_reflection::server::Builder::configure()
@@ -72,6 +73,21 @@ pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_refl
     Ok(routes.routes())
 }
 
+/// Health turns NOT_SERVING when the CORRUPT alarm is raised.
+fn report_corruption(alarm: Arc<crate::corruption::CorruptionAlarm>, health: tonic_health::server::HealthReporter) {
+    tokio::spawn(async move {
+        alarm.raised().await;
+        not_serving(&health).await;
+    });
+}
+
+async fn not_serving(health: &tonic_health::server::HealthReporter) {
+    health.set_not_serving::<KvCasServer<KvCasService>>().await;
+    health.set_not_serving::<KvRawServer<KvRawService>>().await;
+    health.set_not_serving::<AdminServer<AdminService>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+}
+
 /// Waits for Raft to stop on a storage failure; then every health status is NOT_SERVING.
 fn report_storage_failure(node: Arc<FlareNode>, health: tonic_health::server::HealthReporter) {
     use openraft::async_runtime::WatchReceiver;
@@ -81,10 +97,7 @@ fn report_storage_failure(node: Arc<FlareNode>, health: tonic_health::server::He
             let failed = rx.borrow_watched().running_state.as_ref().err().map(|e| e.to_string());
             if let Some(why) = failed {
                 tracing::error!(%why, "storage failed: this node serves nothing until restarted; health is NOT_SERVING");
-                health.set_not_serving::<KvCasServer<KvCasService>>().await;
-                health.set_not_serving::<KvRawServer<KvRawService>>().await;
-                health.set_not_serving::<AdminServer<AdminService>>().await;
-                health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                not_serving(&health).await;
                 return;
             }
             if rx.changed().await.is_err() {

@@ -76,6 +76,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         peer_tls: peer_client_tls,
     })
     .await?;
+    let fwd = Forwarder::new(forward_tls);
+    let corruption =
+        crate::corruption::start(node.clone(), fwd.clone(), Duration::from_millis(cfg.corruption_check_ms));
     let ctx = Arc::new(Ctx {
         node: node.clone(),
         limits: cfg.limits,
@@ -85,7 +88,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         // and room for a loaded machine.
         leader_wait: Duration::from_millis(cfg.election_timeout_ms * 10)
             .min(Duration::from_millis(cfg.request_timeout_ms)),
-        fwd: Forwarder::new(forward_tls),
+        fwd,
+        corruption,
         watch_progress_ms: cfg.watch.progress_ms,
         disk: crate::disk_guard::DiskGuard::start(cfg.data_dir.clone(), cfg.min_free_disk_bytes),
     });

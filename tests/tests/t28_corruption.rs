@@ -109,3 +109,51 @@ async fn corrupt_and_restart(in_log: bool) {
     }
     node.kill();
 }
+
+/// A replica that silently diverged (one key overwritten on it alone, outside
+/// Raft, through the test-only Faults service) is found by the periodic hash
+/// comparison: it raises the CORRUPT alarm and stops serving reads, while
+/// the two replicas that agree go on serving the right value.
+#[tokio::test]
+async fn a_replica_that_diverged_raises_the_corrupt_alarm_and_stops_serving_reads() {
+    use flaredb_proto::testing::{faults_client::FaultsClient, CorruptLocalKeyRequest};
+    use flaredb_tests::{Cluster, ClusterOpts};
+    let opts =
+        ClusterOpts { fault_injection: true, extra_toml: "corruption_check_ms = 300\n".into(), ..Default::default() };
+    let c = Cluster::start_with(3, opts).await;
+    let kv = c.client().namespace("c");
+    for i in 0..10 {
+        kv.cas_put(format!("k{i}"), format!("v{i}"), 0).await.unwrap();
+    }
+    c.client().namespace("r").raw_put("rk", "rv").await.unwrap();
+    let leader = c.wait_leader().await;
+    let bad = (1..=3).find(|i| *i != leader).unwrap();
+    let applied = c.client_for(leader).status().await.unwrap().applied_index;
+    c.wait_applied(bad, applied).await;
+    let mut faults = FaultsClient::connect(format!("http://{}", c.addr(bad))).await.unwrap();
+    let req = CorruptLocalKeyRequest { namespace: "c".into(), key: "k3".into(), value: "evil".into() };
+    faults.corrupt_local_key(req).await.unwrap();
+
+    let why = wait_until("the CORRUPT alarm on the diverged replica", DEADLINE, || async {
+        let s = c.client_for(bad).status().await.ok()?;
+        (!s.corrupt.is_empty()).then_some(s.corrupt)
+    })
+    .await;
+    assert!(why.contains(&format!("at applied index {applied}")), "{why}");
+    // Its local (eventual) reads are refused; a strong read sent to it is
+    // served by the leader, never from its diverged state.
+    let quick = ClientConfig { retry_budget: Duration::from_millis(300), ..test_client_config() };
+    let only_bad = RdbClient::with_config([c.addr(bad)], quick).unwrap();
+    let e = only_bad.namespace("r").raw_get("rk").await.unwrap_err();
+    assert!(e.to_string().contains("CORRUPT"), "{e}");
+    let v = c.client_for(bad).namespace("c").cas_get("k3").await.unwrap().unwrap();
+    assert_eq!(&v.value[..], b"v3");
+    let health = flaredb_tests::grpcurl_run(&c.addr(bad), None, &["grpc.health.v1.Health/Check"]);
+    assert!(health.1.contains("NOT_SERVING") || health.2.contains("NOT_SERVING"), "{health:?}");
+    for good in (1..=3).filter(|i| *i != bad) {
+        let s = c.client_for(good).status().await.unwrap();
+        assert!(s.corrupt.is_empty(), "node {good}: {}", s.corrupt);
+        let v = c.client_for(good).namespace("c").cas_get("k3").await.unwrap().unwrap();
+        assert_eq!(&v.value[..], b"v3", "node {good}");
+    }
+}

@@ -252,6 +252,14 @@ impl FlareNode {
         self.store.cas_get(ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
     }
 
+    /// Test-only (fault injection): makes this replica diverge on one key.
+    pub fn corrupt_local_key(&self, ns: &NamespaceInfo, key: &[u8], value: &[u8]) -> Result<(), NodeError> {
+        if self.faults.is_none() {
+            return Err(NodeError::Precondition("fault injection is not enabled on this node".into()));
+        }
+        self.store.corrupt_local_key(ns.id, key, value).map_err(|e| NodeError::Fatal(e.to_string()))
+    }
+
     pub fn raw_get(&self, ns: &NamespaceInfo, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
         self.store.raw_get(ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
     }

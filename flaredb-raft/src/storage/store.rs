@@ -78,6 +78,14 @@ impl Store {
         read::cas_get(&self.db, ns, key)
     }
 
+    /// Test-only fault: overwrites `key`'s value here alone (its version kept), outside Raft.
+    pub fn corrupt_local_key(&self, ns: NamespaceId, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let version = read::cas_get(&self.db, ns, key)?.map_or(1, |(v, _)| v);
+        let cf = self.db.cf_handle(db::CF_CAS).ok_or_else(|| StoreError::corrupt("column family", "cas"))?;
+        self.db.put_cf(&cf, crate::keys::encode(ns, key), crate::keys::encode_versioned(version, value))?;
+        Ok(())
+    }
+
     pub fn raw_get(&self, ns: NamespaceId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         read::raw_get(&self.db, ns, key)
     }

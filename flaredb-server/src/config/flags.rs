@@ -131,6 +131,7 @@ pub(super) struct FileConfig {
     pub min_free_disk_bytes: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub max_requests_per_connection: Option<usize>,
+    pub corruption_check_ms: Option<u64>,
     pub watch_history_revisions: Option<u64>,
     pub watch_history_secs: Option<u64>,
     pub watch_history_check_ms: Option<u64>,

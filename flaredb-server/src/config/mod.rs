@@ -80,6 +80,8 @@ pub struct Config {
     /// Requests one connection (one client) may have in progress; more wait
     /// their turn, so a flooding client cannot take every worker from the others.
     pub max_requests_per_connection: usize,
+    /// How often replicas' state hashes are compared (0: never).
+    pub corruption_check_ms: u64,
 }
 
 /// Watch settings (TOML only).
@@ -212,6 +214,7 @@ impl Config {
                 Some(n) => n,
                 None => 1024,
             },
+            corruption_check_ms: file.corruption_check_ms.unwrap_or(300_000),
         })
     }
 }

@@ -35,6 +35,7 @@ pub struct Ctx {
     /// An idle watcher gets a progress event this often.
     pub watch_progress_ms: u64,
     pub disk: Arc<crate::disk_guard::DiskGuard>,
+    pub corruption: Arc<crate::corruption::CorruptionAlarm>,
 }
 
 impl Ctx {
@@ -167,6 +168,7 @@ impl Ctx {
     /// The namespace a read targets. `Ok(None)`: it does not exist yet, which
     /// reads as empty when namespaces are created on first write.
     pub fn read_namespace(&self, name: &str, mode: Mode) -> Result<Option<NamespaceInfo>, Status> {
+        self.corruption.check_read()?;
         match self.node.namespace_for_read(name, mode) {
             Ok(info) => Ok(Some(info)),
             Err(NamespaceRejection::NotFound(_)) if self.auto_create => Ok(None),

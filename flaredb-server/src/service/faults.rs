@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use flaredb_proto::testing::{
-    faults_server::Faults as FaultsRpc, SetBlockedPeersRequest, SetBlockedPeersResponse, SetReplyDelayRequest,
-    SetReplyDelayResponse,
+    faults_server::Faults as FaultsRpc, CorruptLocalKeyRequest, CorruptLocalKeyResponse, SetBlockedPeersRequest,
+    SetBlockedPeersResponse, SetReplyDelayRequest, SetReplyDelayResponse,
 };
-use flaredb_raft::network::Faults;
+use flaredb_raft::{namespace::Mode, network::Faults, node::FlareNode};
 use tonic::{Request, Response, Status};
 
 pub struct FaultsService {
     pub faults: Arc<Faults>,
+    pub node: Arc<FlareNode>,
 }
 
 #[tonic::async_trait]
@@ -34,5 +35,16 @@ impl FaultsRpc for FaultsService {
         tracing::warn!(delay_ms = r.delay_ms, writes = r.writes, "fault injection: write answers delayed");
         self.faults.set_reply_delay(std::time::Duration::from_millis(r.delay_ms), r.writes);
         Ok(Response::new(SetReplyDelayResponse {}))
+    }
+
+    async fn corrupt_local_key(
+        &self,
+        req: Request<CorruptLocalKeyRequest>,
+    ) -> Result<Response<CorruptLocalKeyResponse>, Status> {
+        let r = req.into_inner();
+        let ns = self.node.namespace_for_read(&r.namespace, Mode::Strong).map_err(crate::status::rejection)?;
+        tracing::warn!(namespace = %r.namespace, "fault injection: a key overwritten on this replica alone");
+        self.node.corrupt_local_key(&ns, &r.key, &r.value).map_err(crate::status::node_error)?;
+        Ok(Response::new(CorruptLocalKeyResponse {}))
     }
 }
