@@ -116,6 +116,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     });
     let metrics = Metrics::new(cfg.id);
     metrics.follow_raft(node.clone());
+    metrics.watch_alarm(ctx.corruption.clone());
     if let Some(listener) = metrics_listener {
         let (m, n, stop) = (metrics.clone(), node.clone(), shutdown.clone());
         tokio::spawn(async move {

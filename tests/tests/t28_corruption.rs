@@ -118,8 +118,15 @@ async fn corrupt_and_restart(in_log: bool) {
 async fn a_replica_that_diverged_raises_the_corrupt_alarm_and_stops_serving_reads() {
     use flaredb_proto::testing::{faults_client::FaultsClient, CorruptLocalKeyRequest};
     use flaredb_tests::{Cluster, ClusterOpts};
-    let opts =
-        ClusterOpts { fault_injection: true, extra_toml: "corruption_check_ms = 300\n".into(), ..Default::default() };
+    let metrics: std::collections::BTreeMap<u64, String> =
+        (1..=3).map(|id| (id, format!("127.0.0.1:{}", free_port()))).collect();
+    let node_args = metrics.iter().map(|(id, a)| (*id, vec!["--metrics-listen".to_string(), a.clone()])).collect();
+    let opts = ClusterOpts {
+        fault_injection: true,
+        extra_toml: "corruption_check_ms = 300\n".into(),
+        node_args,
+        ..Default::default()
+    };
     let c = Cluster::start_with(3, opts).await;
     let kv = c.client().namespace("c");
     for i in 0..10 {
@@ -150,10 +157,23 @@ async fn a_replica_that_diverged_raises_the_corrupt_alarm_and_stops_serving_read
     assert_eq!(&v.value[..], b"v3");
     let health = flaredb_tests::grpcurl_run(&c.addr(bad), None, &["grpc.health.v1.Health/Check"]);
     assert!(health.1.contains("NOT_SERVING") || health.2.contains("NOT_SERVING"), "{health:?}");
+    assert_eq!(corrupt_gauge(&metrics[&bad]), "1", "the bad node's flaredb_corrupt");
     for good in (1..=3).filter(|i| *i != bad) {
+        assert_eq!(corrupt_gauge(&metrics[&good]), "0", "node {good}'s flaredb_corrupt");
         let s = c.client_for(good).status().await.unwrap();
         assert!(s.corrupt.is_empty(), "node {good}: {}", s.corrupt);
         let v = c.client_for(good).namespace("c").cas_get("k3").await.unwrap().unwrap();
         assert_eq!(&v.value[..], b"v3", "node {good}");
     }
+}
+
+/// `flaredb_corrupt`'s value from `GET /metrics` at `addr`.
+fn corrupt_gauge(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let line = body.lines().find(|l| l.starts_with("flaredb_corrupt")).unwrap_or_else(|| panic!("{body}"));
+    line.rsplit(' ').next().unwrap().to_string()
 }

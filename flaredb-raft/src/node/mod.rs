@@ -65,6 +65,12 @@ pub struct NodeStatus {
     pub members: Vec<MemberStatus>,
 }
 
+/// A read this node's storage could not serve (e.g. a block failing its
+/// checksum): this read fails, the node goes on; another replica may serve it.
+fn read_failed(e: crate::StoreError) -> NodeError {
+    NodeError::Unavailable(format!("this node could not read its storage: {e}; ask another node"))
+}
+
 /// One member as membership records it.
 #[derive(Debug, Clone)]
 pub struct MemberStatus {
@@ -249,7 +255,7 @@ impl FlareNode {
 
     /// A strong key's (version, value), from the local state machine.
     pub fn cas_get(&self, ns: &NamespaceInfo, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, NodeError> {
-        self.store.cas_get(ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
+        self.store.cas_get(ns.id, key).map_err(read_failed)
     }
 
     /// Test-only (fault injection): makes this replica diverge on one key.
@@ -261,7 +267,7 @@ impl FlareNode {
     }
 
     pub fn raw_get(&self, ns: &NamespaceInfo, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
-        self.store.raw_get(ns.id, key).map_err(|e| NodeError::Fatal(e.to_string()))
+        self.store.raw_get(ns.id, key).map_err(read_failed)
     }
 
     /// One page of `[start, end)` in `ns` from the local state machine.
@@ -272,7 +278,7 @@ impl FlareNode {
         end: Vec<u8>,
         limit: PageLimit,
     ) -> Result<ScanPage, NodeError> {
-        self.store.scan(ns.mode, ns.id, start, end, limit).await.map_err(|e| NodeError::Fatal(e.to_string()))
+        self.store.scan(ns.mode, ns.id, start, end, limit).await.map_err(read_failed)
     }
 
     /// Proposals in flight on this node, and the last snapshot build and install times (ms).

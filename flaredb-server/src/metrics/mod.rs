@@ -25,6 +25,8 @@ pub struct Metrics {
     leader_changes: IntCounter,
     snapshots: IntCounter,
     gauges: Gauges,
+    corrupt: prometheus::IntGauge,
+    alarm: std::sync::OnceLock<Arc<crate::corruption::CorruptionAlarm>>,
 }
 
 /// A metric definition that does not register is a bug in this file, found by its unit test.
@@ -59,7 +61,10 @@ impl Metrics {
         }
         must(registry.register(Box::new(leader_changes.clone())));
         must(registry.register(Box::new(snapshots.clone())));
-        Arc::new(Self { registry, requests, latency, leader_changes, snapshots, gauges })
+        let corrupt = must(prometheus::IntGauge::new("corrupt", "1 while this replica's CORRUPT alarm is raised"));
+        must(registry.register(Box::new(corrupt.clone())));
+        let alarm = std::sync::OnceLock::new();
+        Arc::new(Self { registry, requests, latency, leader_changes, snapshots, gauges, corrupt, alarm })
     }
 
     /// One answered request.
@@ -93,9 +98,15 @@ impl Metrics {
         });
     }
 
+    /// Reports `alarm` as `flaredb_corrupt`.
+    pub fn watch_alarm(&self, alarm: Arc<crate::corruption::CorruptionAlarm>) {
+        let _ = self.alarm.set(alarm);
+    }
+
     /// The text exposition of every metric, gauges read from `node` now.
     pub fn render(&self, node: &flaredb_raft::node::FlareNode) -> String {
         self.gauges.refresh(node);
+        self.corrupt.set(i64::from(self.alarm.get().is_some_and(|a| a.why().is_some())));
         let mut out = String::new();
         if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "encoding metrics");
