@@ -97,6 +97,10 @@ impl DataDir {
         self.root.join("db")
     }
 
+    pub fn identity_path(&self) -> PathBuf {
+        self.root.join(IDENTITY)
+    }
+
     pub fn snapshot_dir(&self) -> PathBuf {
         self.root.join("snapshots")
     }

@@ -1000,6 +1000,23 @@ fn regression_restore_refuses_what_the_node_cannot_open() {
     }
 }
 
+/// A restore refused because the data dir holds something else removes
+/// nothing of what was there (it cleans up only what it wrote itself).
+#[test]
+fn a_refused_restore_into_a_foreign_dir_removes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backup = tmp.path().join("backup");
+    let applied = codec::log_id_to_pb(&LogId::new(LeaderId { term: 1, node_id: 1 }, 5)).encode_to_vec();
+    write_snapshot(&backup, &[(Section::SmMeta, sm_meta::LAST_APPLIED_KEY.to_vec(), applied)]);
+    let data = tmp.path().join("data");
+    fs::create_dir_all(data.join("snapshots")).unwrap();
+    fs::write(data.join("snapshots").join("keep"), b"x").unwrap();
+    fs::write(data.join("other"), b"y").unwrap();
+    assert!(restore(&backup, &data, 7, ADDR).is_err());
+    assert_eq!(fs::read(data.join("snapshots").join("keep")).unwrap(), b"x");
+    assert_eq!(fs::read(data.join("other")).unwrap(), b"y");
+}
+
 // --- Data-dir identity ---
 
 /// Identity-file-shaped text: known and unknown keys, values in and out of

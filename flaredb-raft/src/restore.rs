@@ -89,13 +89,17 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
         return Err(RestoreError::NotEmpty(data_dir.display().to_string()));
     }
     let existed = data_dir.exists();
-    let seeded = seed(data_dir, id, addr, backup, &applied);
+    // A foreign or locked dir is refused here, before anything is written or removed.
+    let mut dir = DataDir::open(data_dir, id).map_err(OpenError::from)?;
+    let seeded = seed(&mut dir, id, addr, backup, &applied);
     if seeded.is_err() {
-        // Nothing half-restored stays behind: the next attempt finds an empty dir again.
-        for made in ["db", "snapshots", "IDENTITY", "IDENTITY.tmp", "LOCK"] {
-            let p = data_dir.join(made);
-            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        // Nothing half-restored stays behind (removed while this process
+        // still holds the dir's lock): the next attempt finds it empty again.
+        for made in [dir.db_path(), dir.snapshot_dir(), dir.identity_path()] {
+            let _ = if made.is_dir() { std::fs::remove_dir_all(&made) } else { std::fs::remove_file(&made) };
         }
+        drop(dir);
+        let _ = std::fs::remove_file(data_dir.join("LOCK"));
         if !existed {
             let _ = std::fs::remove_dir(data_dir);
         }
@@ -103,9 +107,8 @@ pub fn restore(backup: &Path, data_dir: &Path, id: u64, addr: &str) -> Result<u6
     seeded.map(|()| applied.index)
 }
 
-/// Writes the new node's identity, store and seeded snapshot into `data_dir`.
-fn seed(data_dir: &Path, id: u64, addr: &str, backup: &Path, applied: &LogId) -> Result<(), RestoreError> {
-    let mut dir = DataDir::open(data_dir, id).map_err(OpenError::from)?;
+/// Writes the new node's identity, store and seeded snapshot into `dir`.
+fn seed(dir: &mut DataDir, id: u64, addr: &str, backup: &Path, applied: &LogId) -> Result<(), RestoreError> {
     // A new cluster: its id must differ from the backed-up one's.
     let cluster = {
         let seed = format!("restore:{id}:{addr}:{}:{:?}", applied.index, std::time::SystemTime::now());

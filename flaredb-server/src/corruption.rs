@@ -12,7 +12,7 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -25,14 +25,15 @@ use crate::forward::Forwarder;
 
 #[derive(Default)]
 pub struct CorruptionAlarm {
-    why: Mutex<Option<String>>,
+    /// Set once, never cleared: read on every read request without a lock.
+    why: OnceLock<String>,
     raised: Notify,
 }
 
 impl CorruptionAlarm {
     /// Why this replica is corrupt, if it is.
-    pub fn why(&self) -> Option<String> {
-        self.why.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn why(&self) -> Option<&str> {
+        self.why.get().map(String::as_str)
     }
 
     /// UNAVAILABLE for a read while the alarm is raised.
@@ -59,7 +60,7 @@ impl CorruptionAlarm {
 
     fn raise(&self, why: String) {
         tracing::error!(%why, "CORRUPT alarm: this replica's state hash differs from the cluster's; reads refused");
-        *self.why.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        let _ = self.why.set(why);
         self.raised.notify_waiters();
     }
 }

@@ -94,8 +94,7 @@ fn report_storage_failure(node: Arc<FlareNode>, health: tonic_health::server::He
     let mut rx = node.raft().metrics();
     tokio::spawn(async move {
         loop {
-            let failed = rx.borrow_watched().running_state.as_ref().err().map(|e| e.to_string());
-            if let Some(why) = failed {
+            if let Some(why) = node.storage_failure() {
                 tracing::error!(%why, "storage failed: this node serves nothing until restarted; health is NOT_SERVING");
                 not_serving(&health).await;
                 return;

@@ -16,6 +16,29 @@ use tonic::{Code, Status};
 
 use super::Metrics;
 
+/// The status code as a label, without formatting one per request.
+fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "Ok",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
 #[derive(Clone)]
 pub struct RpcMetricsLayer(pub Arc<Metrics>);
 
@@ -51,7 +74,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let path = req.uri().path().to_string();
+        // A Uri clone shares its bytes: no copy of the path per request.
+        let uri = req.uri().clone();
         let start = Instant::now();
         let answer = self.inner.call(req);
         let metrics = self.metrics.clone();
@@ -59,8 +83,8 @@ where
             let resp = answer.await;
             if let Ok(r) = &resp {
                 let code = Status::from_header_map(r.headers()).map_or(Code::Ok, |s| s.code());
-                let method = if code == Code::Unimplemented { "unknown" } else { path.as_str() };
-                metrics.observe(method, &format!("{code:?}"), start.elapsed());
+                let method = if code == Code::Unimplemented { "unknown" } else { uri.path() };
+                metrics.observe(method, code_label(code), start.elapsed());
             }
             resp
         })

@@ -87,7 +87,7 @@ impl Admin for AdminService {
             oldest_watch_revision: self.ctx.node.watch_floor().map_err(status::node_error)?,
             watchers: self.ctx.node.watch_hub().watchers() as u64,
             leases: self.ctx.node.lease_count() as u64,
-            corrupt: self.ctx.corruption.why().unwrap_or_default(),
+            corrupt: self.ctx.corruption.why().unwrap_or_default().to_string(),
         }))
     }
 
