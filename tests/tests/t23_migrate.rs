@@ -345,9 +345,9 @@ async fn an_etcd_cluster_migrates_under_a_prefix_and_verifies() {
         (n >= 300).then_some(n)
     })
     .await;
+    assert!(child.try_wait().unwrap().is_none() && copied < 2500, "the run finished before it was killed");
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(copied < 2500, "the run finished before it was killed");
     let (ok, out, err) = flaredb(&[&args[..7], &["--verify"]].concat());
     let identical: u64 =
         out.split(" already identical").next().and_then(|s| s.rsplit(' ').next()?.parse().ok()).unwrap_or(0);

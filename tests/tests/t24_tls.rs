@@ -62,9 +62,10 @@ impl Pki {
     }
 }
 
+/// Fields drop in order: the servers stop before their data dirs go.
 struct TlsCluster {
-    _dir: tempfile::TempDir,
     procs: Vec<ServerProc>,
+    _dir: tempfile::TempDir,
     public: Vec<String>,
     peer: Vec<String>,
 }
@@ -107,7 +108,7 @@ fn start_tls_cluster(pki: &Pki, extra: &[&str]) -> TlsCluster {
             spawn_server(&args, &dir.path().join(format!("n{}.log", i + 1)))
         })
         .collect();
-    TlsCluster { _dir: dir, procs, public, peer }
+    TlsCluster { procs, _dir: dir, public, peer }
 }
 
 fn tls_client(pki: &Pki, endpoints: &[String], with_cert: bool) -> RdbClient {
@@ -243,7 +244,6 @@ async fn a_tls_cluster_serves_clients_and_refuses_raft_without_a_peer_certificat
     let after = client.status().await.unwrap();
     assert_eq!((after.leader_id, after.term), (leader, term), "the leader was disturbed");
     assert!(client.namespace("tls").cas_put("k2", "still writable", 0).await.unwrap().success);
-    drop(c.procs);
 }
 
 /// Certificates made by `scripts/make-certs.sh` (openssl), as the README does it.
@@ -299,5 +299,4 @@ async fn client_certificates_are_required_when_asked_for_and_renewed_certificate
     }
     let new_client = tls_client(&renewed, &c.public[..1], true);
     wait_until("the renewed certificate is served", DEADLINE, || async { new_client.status().await.ok() }).await;
-    drop(c.procs);
 }

@@ -34,7 +34,8 @@ async fn a_busy_connection_queues_its_own_requests_but_not_another_clients() {
     let mut a2 = a.clone();
     let slow = tokio::spawn(async move {
         let put = CasRequest { key: "w".into(), value: "v".into(), namespace: "lim".into(), ..Default::default() };
-        a2.compare_and_swap(put).await
+        let r = a2.compare_and_swap(put).await;
+        (r, std::time::Instant::now())
     });
     wait_until("the slow write applied", DEADLINE, || {
         let mut b = b.clone();
@@ -42,11 +43,16 @@ async fn a_busy_connection_queues_its_own_requests_but_not_another_clients() {
     })
     .await;
     // ... so A's next request waits behind it ...
-    let queued = tokio::spawn(async move { a.get(get("w")).await });
+    let queued = tokio::spawn(async move {
+        let r = a.get(get("w")).await;
+        (r, std::time::Instant::now())
+    });
     // ... while client B is answered at once.
     b.get(get("w")).await.unwrap();
     assert!(!slow.is_finished(), "the slow write finished early: the test shows nothing");
-    assert!(!queued.is_finished(), "a second request ran beside the first on a connection limited to one");
-    assert!(slow.await.unwrap().unwrap().get_ref().success);
-    assert!(queued.await.unwrap().unwrap().get_ref().found);
+    let (written, write_done) = slow.await.unwrap();
+    let (read, read_done) = queued.await.unwrap();
+    assert!(written.unwrap().get_ref().success && read.unwrap().get_ref().found);
+    // Without the limit the read ends milliseconds after it is sent, seconds before the held write.
+    assert!(read_done >= write_done, "a second request ran beside the first on a connection limited to one");
 }
