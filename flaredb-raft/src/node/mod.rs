@@ -249,6 +249,11 @@ impl FlareNode {
         self.shared.registry().check(name, mode).cloned()
     }
 
+    /// Users, roles and the auth switch as applied on this node.
+    pub fn auth(&self) -> Arc<crate::auth::AuthState> {
+        self.shared.auth()
+    }
+
     pub fn namespaces(&self) -> Vec<NamespaceInfo> {
         self.shared.registry().list().cloned().collect()
     }
@@ -288,10 +293,11 @@ impl FlareNode {
     }
 
     /// Why Raft stopped, when storage failed (then this node serves nothing).
+    /// A shutdown is not a failure (it used to be logged as one on SIGTERM).
     pub fn storage_failure(&self) -> Option<String> {
         let m = self.raft.metrics();
         let m = m.borrow_watched();
-        m.running_state.as_ref().err().map(|e| e.to_string())
+        m.running_state.as_ref().err().filter(|e| !matches!(e, openraft::error::Fatal::Stopped)).map(|e| e.to_string())
     }
 
     pub fn disk_stats(&self) -> crate::storage::DiskStats {
