@@ -6,10 +6,16 @@ use std::{env, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] =
-    &["proto/kvrpc.proto", "proto/admin.proto", "proto/raft.proto", "proto/testing.proto", "proto/etcd_kv.proto"];
+const PROTOS: &[&str] = &[
+    "proto/kvrpc.proto",
+    "proto/admin.proto",
+    "proto/auth.proto",
+    "proto/raft.proto",
+    "proto/testing.proto",
+    "proto/etcd_kv.proto",
+];
 /// What reflection on the public port describes: the client-facing API only.
-const PUBLIC: &[&str] = &["proto/kvrpc.proto", "proto/admin.proto"];
+const PUBLIC: &[&str] = &["proto/kvrpc.proto", "proto/admin.proto", "proto/auth.proto"];
 /// Described on the public port only when fault injection is on.
 const TESTING: &[&str] = &["proto/testing.proto"];
 

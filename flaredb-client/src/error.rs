@@ -37,6 +37,13 @@ pub enum ClientError {
     /// key changed hands. Stop acting as its holder.
     #[error("lock lost: {0}")]
     LockLost(String),
+    /// No usable identity: auth is enabled and the request had no valid
+    /// token (or the credentials are wrong).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The user lacks a right the request needs; nothing was done.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),
     /// Any other status the server returned.
@@ -56,6 +63,8 @@ impl ClientError {
             ClientError::FailedPrecondition(_) => false,
             ClientError::ResourceExhausted(_) => false,
             ClientError::InvalidEndpoint(_) => false,
+            ClientError::Unauthenticated(_) => false,
+            ClientError::PermissionDenied(_) => false,
             ClientError::Compacted { .. } => false,
             ClientError::LockLost(_) => false,
             ClientError::Server { .. } => false,
@@ -70,6 +79,8 @@ impl ClientError {
             Code::FailedPrecondition => ClientError::FailedPrecondition(m),
             Code::ResourceExhausted => ClientError::ResourceExhausted(m),
             Code::Unavailable => ClientError::Unavailable(m),
+            Code::Unauthenticated => ClientError::Unauthenticated(m),
+            Code::PermissionDenied => ClientError::PermissionDenied(m),
             code => ClientError::Server { code, message: m },
         }
     }

@@ -16,7 +16,6 @@ use flaredb_proto::{
     v1::{self as pb, kv_cas_client::KvCasClient},
 };
 use tokio::sync::{mpsc, watch, Notify};
-use tonic::Request;
 
 use crate::{lease::LeaseState, RdbClient};
 
@@ -228,7 +227,8 @@ async fn stream_until_broken(
     let shortest = keeper.table().leases.values().map(|k| k.every).min().unwrap_or(Duration::from_secs(1));
     let patience = shortest.max(Duration::from_secs(1)).min(client.conn.config.request_timeout);
     let mut kv = KvCasClient::new(channel);
-    let opened = tokio::time::timeout(patience, kv.lease_keep_alive(Request::new(requests)));
+    let req = client.conn.request(requests).await.map_err(|e| e.to_string())?;
+    let opened = tokio::time::timeout(patience, kv.lease_keep_alive(req));
     let mut answers = match opened.await {
         Ok(Ok(r)) => {
             if let Some(h) = LeaderHint::from_metadata(r.metadata()) {

@@ -49,6 +49,8 @@
 
 pub mod adapters;
 mod admin;
+mod auth;
+mod auth_token;
 mod bytes_arg;
 mod client;
 mod conn;
@@ -61,6 +63,8 @@ pub mod prefix;
 mod txn;
 mod watch;
 
+pub use auth::{PermissionType, UserInfo};
+pub use auth_token::Credentials;
 pub use bytes_arg::IntoBytes;
 pub use client::{CasOutcome, DeleteOutcome, NamespaceMode, Page, RdbClient, Versioned, VersionedKv};
 pub use conn::ClientConfig;

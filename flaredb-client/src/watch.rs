@@ -181,6 +181,7 @@ impl Attach {
             prefix: self.b.prefix,
             start_version: self.at.revision,
         };
+        let req = self.b.client.conn.request(req).await.map_err(|e| Ok(Status::unauthenticated(e.to_string())))?;
         let mut stream = KvCasClient::new(channel).watch(req).await.map_err(Ok)?.into_inner();
         let mut skip = self.at.delivered;
         loop {

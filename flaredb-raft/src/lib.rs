@@ -4,6 +4,7 @@
 //! - [`network`]: the Raft transport client to peers;
 //! - [`node::FlareNode`]: propose, linearizable and local reads, status.
 
+pub mod auth;
 pub mod codec;
 pub mod data_dir;
 pub mod error;

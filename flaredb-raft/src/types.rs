@@ -34,6 +34,8 @@ impl fmt::Display for FlareRequest {
             }
             Some(Cmd::LeaseGrant(g)) => write!(f, "lease_grant(ttl={})", g.ttl_seconds),
             Some(Cmd::LeaseRevoke(r)) => write!(f, "lease_revoke(n={}, expired={})", r.ids.len(), r.expired),
+            // Never the password hash or the signing key.
+            Some(Cmd::Auth(_)) => write!(f, "auth"),
             None => write!(f, "empty"),
         }
     }
@@ -70,6 +72,8 @@ pub enum FlareResponse {
         results: Vec<TxnOpResult>,
     },
     Rejected(NamespaceRejection),
+    /// An auth change: the auth revision it applied at, or why not.
+    Auth(Result<u64, crate::auth::AuthRejection>),
     /// A lease granted: its id is the entry's index.
     LeaseGranted {
         id: u64,

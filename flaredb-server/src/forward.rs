@@ -11,7 +11,11 @@ use flaredb_proto::{
     channel::ChannelCache,
     leader_hint::{LeaderHint, FORWARDED_KEY},
 };
-use tonic::{metadata::MetadataValue, transport::Channel, Request, Response, Status};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+    Request, Response, Status,
+};
 
 #[derive(Clone, Default)]
 pub struct Forwarder {
@@ -44,6 +48,7 @@ impl Forwarder {
         &self,
         leader: (u64, String),
         msg: M,
+        auth: Option<MetadataValue<Ascii>>,
         timeout: Duration,
         call: F,
     ) -> Result<Response<R>, Status>
@@ -54,6 +59,10 @@ impl Forwarder {
         let hint = LeaderHint { id: leader.0, addr: leader.1 };
         let mut req = Request::new(msg);
         req.metadata_mut().insert(FORWARDED_KEY, MetadataValue::from_static("1"));
+        // The leader checks the caller's rights again (it trusts no marker).
+        if let Some(auth) = auth {
+            req.metadata_mut().insert(crate::auth::gate::AUTHORIZATION, auth);
+        }
         req.set_timeout(timeout);
         let channel = self.channel(&hint.addr)?;
         // Errors pass through untouched: whether a write may have applied is

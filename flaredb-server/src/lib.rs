@@ -2,6 +2,7 @@
 //! Storage and Raft live in `flaredb-raft`; this crate is the edge where
 //! requests are validated and errors become gRPC statuses.
 
+pub mod auth;
 pub mod config;
 pub mod corruption;
 pub mod disk_guard;

@@ -1,5 +1,5 @@
 //! Which gRPC services each listener serves. The public address serves the
-//! client API (KvCas, KvRaw, Admin), health and reflection, plus the Raft
+//! client API (KvCas, KvRaw, Admin, Auth), health and reflection, plus the Raft
 //! transport when no `--peer-listen` address is given. Reflection describes
 //! only what clients may call: never the Raft transport, and the test-only
 //! Faults service only on nodes started with fault injection.
@@ -9,14 +9,15 @@ use std::sync::Arc;
 use flaredb_proto::{
     raft::raft_server::RaftServer,
     testing::faults_server::FaultsServer,
-    v1::{admin_server::AdminServer, kv_cas_server::KvCasServer, kv_raw_server::KvRawServer},
+    v1::{admin_server::AdminServer, auth_server::AuthServer, kv_cas_server::KvCasServer, kv_raw_server::KvRawServer},
     PUBLIC_FILE_DESCRIPTOR_SET, TESTING_FILE_DESCRIPTOR_SET,
 };
 use flaredb_raft::{network::MAX_RAFT_MESSAGE_BYTES, node::FlareNode};
 use tonic::service::Routes;
 
 use crate::service::{
-    admin::AdminService, ctx::Ctx, faults::FaultsService, kv_cas::KvCasService, kv_raw::KvRawService, raft::RaftService,
+    admin::AdminService, auth::AuthService, ctx::Ctx, faults::FaultsService, kv_cas::KvCasService,
+    kv_raw::KvRawService, raft::RaftService,
 };
 
 /// The public listener's services. `with_raft`: also the Raft transport
@@ -29,6 +30,7 @@ pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_refl
     health.set_serving::<KvCasServer<KvCasService>>().await;
     health.set_serving::<KvRawServer<KvRawService>>().await;
     health.set_serving::<AdminServer<AdminService>>().await;
+    health.set_serving::<AuthServer<AuthService>>().await;
     report_corruption(ctx.corruption.clone(), health.clone());
     report_storage_failure(node.clone(), health);
     let faults = node.faults().cloned().map(|f| FaultsServer::new(FaultsService { faults: f, node: node.clone() }));
@@ -58,6 +60,7 @@ pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_refl
                 .max_decoding_message_size(max_msg)
                 .max_encoding_message_size(max_msg),
         )
+        .add_service(AuthServer::new(AuthService { ctx: ctx.clone() }))
         .add_service(
             AdminServer::new(AdminService { ctx })
                 .max_decoding_message_size(max_msg)
@@ -85,6 +88,7 @@ async fn not_serving(health: &tonic_health::server::HealthReporter) {
     health.set_not_serving::<KvCasServer<KvCasService>>().await;
     health.set_not_serving::<KvRawServer<KvRawService>>().await;
     health.set_not_serving::<AdminServer<AdminService>>().await;
+    health.set_not_serving::<AuthServer<AuthService>>().await;
     health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
 }
 

@@ -92,6 +92,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         corruption,
         watch_progress_ms: cfg.watch.progress_ms,
         disk: crate::disk_guard::DiskGuard::start(cfg.data_dir.clone(), cfg.min_free_disk_bytes),
+        // Certificates name users only where the public listener verifies them.
+        gate: crate::auth::gate::Gate::new(node.clone(), cfg.tls.public.as_ref().is_some_and(|t| t.ca.is_some())),
+        token_ttl: Duration::from_secs(cfg.auth_token_ttl_secs),
     });
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
     // A leader hands over before the listeners close, so its peers and

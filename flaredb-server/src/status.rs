@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use flaredb_proto::leader_hint::{mark_not_applied, LeaderHint};
-use flaredb_raft::{namespace::NamespaceRejection, storage::snapshot_recv::ReceiveError, NodeError};
+use flaredb_raft::{
+    auth::AuthRejection, namespace::NamespaceRejection, storage::snapshot_recv::ReceiveError, NodeError,
+};
 use tonic::{Code, Status};
 
 pub fn rejection(r: NamespaceRejection) -> Status {
@@ -21,6 +23,19 @@ pub fn rejection(r: NamespaceRejection) -> Status {
             Status::failed_precondition(format!("namespace {name:?} is {mode}; use the {api} service for it"))
         }
         NamespaceRejection::Invalid(why) => Status::invalid_argument(why),
+    }
+}
+
+pub fn auth_rejection(r: AuthRejection) -> Status {
+    let msg = r.to_string();
+    match r {
+        AuthRejection::UserExists(_) | AuthRejection::RoleExists(_) => Status::already_exists(msg),
+        AuthRejection::UserNotFound(_) | AuthRejection::RoleNotFound(_) => Status::not_found(msg),
+        AuthRejection::RoleNotGranted { .. }
+        | AuthRejection::PermissionNotGranted { .. }
+        | AuthRejection::NoRoot
+        | AuthRejection::RootInUse => Status::failed_precondition(msg),
+        AuthRejection::Invalid(_) => Status::invalid_argument(msg),
     }
 }
 

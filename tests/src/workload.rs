@@ -119,7 +119,9 @@ fn write_failure(e: ClientError) -> Outcome {
         | ClientError::ResourceExhausted(_)
         | ClientError::InvalidEndpoint(_)
         | ClientError::Compacted { .. }
-        | ClientError::LockLost(_) => Outcome::Failed,
+        | ClientError::LockLost(_)
+        | ClientError::Unauthenticated(_)
+        | ClientError::PermissionDenied(_) => Outcome::Failed,
     }
 }
 

@@ -84,6 +84,7 @@ async fn reflection_lists_only_the_public_api() {
         listed_services(&addr),
         [
             "flaredb.v1.Admin",
+            "flaredb.v1.Auth",
             "flaredb.v1.KvCas",
             "flaredb.v1.KvRaw",
             "grpc.health.v1.Health",

@@ -300,3 +300,33 @@ async fn client_certificates_are_required_when_asked_for_and_renewed_certificate
     let new_client = tls_client(&renewed, &c.public[..1], true);
     wait_until("the renewed certificate is served", DEADLINE, || async { new_client.status().await.ok() }).await;
 }
+
+#[tokio::test]
+async fn a_client_certificate_names_its_user_once_auth_is_enabled() {
+    use flaredb_client::{ClientError, PermissionType};
+    let pki = Pki::new();
+    let c = start_tls_cluster(&pki, &[]);
+    let alice = tls_client(&pki, &c.public, true);
+    leader_of(&alice).await;
+    // Auth is off: anyone may set it up. "alice" (the CN of client.pem) has no password.
+    alice.user_add("root", "rootpw").await.unwrap();
+    alice.user_add("alice", "").await.unwrap();
+    alice.role_add("app-rw").await.unwrap();
+    alice.role_grant_permission("app-rw", "app", PermissionType::Readwrite).await.unwrap();
+    alice.user_grant_role("alice", "app-rw").await.unwrap();
+    alice.auth_enable().await.unwrap();
+    // Through each node: a follower forwards with a token it signs for the certificate's user.
+    for addr in &c.public {
+        let one = tls_client(&pki, std::slice::from_ref(addr), true).namespace("app");
+        one.cas_put(format!("k-{addr}"), "v", 0).await.unwrap();
+        assert_eq!(one.scan_prefix("k-").await.unwrap().len(), c.public.iter().position(|a| a == addr).unwrap() + 1);
+    }
+    let denied = alice.namespace("other").cas_put("k", "v", 0).await.unwrap_err();
+    assert!(matches!(&denied, ClientError::PermissionDenied(m) if m.contains("alice")), "{denied:?}");
+    // Without a certificate there is no user; a certificate-only user has no password.
+    let anonymous = tls_client(&pki, &c.public, false).namespace("app");
+    assert!(matches!(anonymous.cas_get("k").await, Err(ClientError::Unauthenticated(_))));
+    let config = test_client_config().with_tls_files(&pki.path("ca.pem"), None).unwrap().with_user("alice", "");
+    let by_password = RdbClient::with_config(c.public.clone(), config).unwrap();
+    assert!(matches!(by_password.namespace("app").cas_get("k").await, Err(ClientError::Unauthenticated(_))));
+}

@@ -2,6 +2,8 @@
 
 // A binary's root resolves `mod` next to itself, where Cargo would take a
 // file for another binary; keep the module in a directory of its own.
+#[path = "flaredb/auth_cmd.rs"]
+mod auth_cmd;
 #[path = "flaredb/cli_bytes.rs"]
 mod cli_bytes;
 #[path = "flaredb/cluster_cmd.rs"]
@@ -83,6 +85,12 @@ struct Cli {
     /// TLS: the client certificate's key (PEM).
     #[arg(long = "key", global = true, env = "FLAREDB_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Sign in as USER (or USER:PASSWORD) on a cluster with auth enabled.
+    #[arg(long = "user", id = "sign_in_user", global = true, env = "FLAREDB_USER", value_name = "USER[:PASSWORD]")]
+    sign_in_user: Option<String>,
+    /// The password for --user (or FLAREDB_PASSWORD).
+    #[arg(long = "password", id = "sign_in_password", global = true, env = "FLAREDB_PASSWORD", hide_env_values = true)]
+    sign_in_password: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -336,6 +344,21 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cluster_cmd::MemberCmd,
     },
+    /// Users: add, delete, grant-role, revoke-role, list.
+    User {
+        #[command(subcommand)]
+        cmd: auth_cmd::UserCmd,
+    },
+    /// Roles: add, delete, grant-permission, revoke-permission, list.
+    Role {
+        #[command(subcommand)]
+        cmd: auth_cmd::RoleCmd,
+    },
+    /// Auth: enable, disable, status.
+    Auth {
+        #[command(subcommand)]
+        cmd: auth_cmd::AuthCmd,
+    },
     /// Same as `ns list`.
     #[command(hide = true)]
     Namespaces,
@@ -416,6 +439,18 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
     if let Some(ca) = &cli.cacert {
         config = config.with_tls_files(ca, cli.tls_cert.as_deref().zip(cli.tls_key.as_deref()))?;
     }
+    if let Some(user) = &cli.sign_in_user {
+        let (name, inline) = match user.split_once(':') {
+            Some((n, p)) => (n, Some(p.to_string())),
+            None => (user.as_str(), None),
+        };
+        let password = inline.or(cli.sign_in_password.clone()).ok_or_else(|| {
+            ClientError::InvalidArgument(format!(
+                "--user {name}: give the password as --user {name}:PASSWORD, --password or FLAREDB_PASSWORD"
+            ))
+        })?;
+        config = config.with_user(name, password);
+    }
     let (endpoints, namespace) = (cli.endpoints.clone(), cli.namespace.clone());
     let client = RdbClient::with_config(cli.endpoints, config.clone())?.namespace(cli.namespace);
     let out = cli.output;
@@ -463,6 +498,9 @@ async fn run(cli: Cli) -> Result<ExitCode, ClientError> {
         Cmd::Status => return cluster_cmd::status(&client, out).await,
         Cmd::Ns { cmd } => return cluster_cmd::ns(&client, out, cmd).await,
         Cmd::Member { cmd } => return cluster_cmd::member(&client, out, cmd).await,
+        Cmd::User { cmd } => return auth_cmd::user(&client, out, cmd).await,
+        Cmd::Role { cmd } => return auth_cmd::role(&client, out, cmd).await,
+        Cmd::Auth { cmd } => return auth_cmd::auth(&client, out, cmd).await,
         Cmd::Namespaces => return cluster_cmd::ns(&client, out, cluster_cmd::NsCmd::List).await,
         Cmd::CreateNamespace { name, mode } => {
             return cluster_cmd::ns(&client, out, cluster_cmd::NsCmd::Create { name, mode }).await

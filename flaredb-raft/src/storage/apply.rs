@@ -8,6 +8,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     ops::Bound,
+    sync::Arc,
 };
 
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use super::{
     sm_meta,
 };
 use crate::{
+    auth::AuthState,
     error::StoreError,
     keys,
     namespace::{Mode, NamespaceInfo, Registry},
@@ -46,6 +48,10 @@ pub struct ApplyBatch<'a> {
     pub events: Vec<ChangeEvent>,
     pub(super) sessions: Sessions,
     pub(super) leases: LeaseOverlay,
+    /// Users and roles as of this point of the batch; `auth_changed` when an
+    /// auth command of the batch changed them (then written with the batch).
+    pub auth: Arc<AuthState>,
+    pub auth_changed: bool,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -60,7 +66,15 @@ impl<'a> ApplyBatch<'a> {
             events: Vec::new(),
             sessions: Sessions::default(),
             leases: LeaseOverlay::default(),
+            auth: Arc::default(),
+            auth_changed: false,
         }
+    }
+
+    /// Starts from these users and roles.
+    pub fn with_auth(mut self, auth: Arc<AuthState>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// The version of an encoded cas key as of this point of the batch (0 = absent).
@@ -288,6 +302,15 @@ impl<'a> ApplyBatch<'a> {
             Cmd::Txn(t) => self.txn(index, t),
             Cmd::LeaseGrant(g) => self.grant_lease(index, g.ttl_seconds),
             Cmd::LeaseRevoke(r) => self.revoke_leases(index, &r.ids),
+            Cmd::Auth(a) => {
+                let mut next = (*self.auth).clone();
+                let result = next.apply(a);
+                if result.is_ok() {
+                    self.auth = Arc::new(next);
+                    self.auth_changed = true;
+                }
+                Ok(FlareResponse::Auth(result))
+            }
             Cmd::RetireNode(r) => {
                 sm_meta::put_retired(self.db, &mut self.batch, r.node_id)?;
                 self.retired.push(r.node_id);

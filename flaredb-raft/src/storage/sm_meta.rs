@@ -7,6 +7,7 @@ use rocksdb::{WriteBatch, DB};
 
 use super::db::{cf, CF_SM_META};
 use crate::{
+    auth::AuthState,
     codec,
     error::StoreError,
     keys::NamespaceId,
@@ -18,6 +19,8 @@ pub const LAST_APPLIED_KEY: &[u8] = b"last_applied";
 pub const MEMBERSHIP_KEY: &[u8] = b"membership";
 /// Present while a snapshot install is under way (crash recovery redoes it).
 pub const INSTALLING_KEY: &[u8] = b"installing";
+/// Users, roles and the auth switch, one record (`auth.rs`).
+pub const AUTH_KEY: &[u8] = b"auth";
 const NS_PREFIX: &[u8] = b"ns/";
 const RETIRED_PREFIX: &[u8] = b"retired/";
 
@@ -63,6 +66,16 @@ pub fn load_registry(db: &DB) -> Result<Registry, StoreError> {
         reg.insert(NamespaceInfo { name, id, mode });
     }
     Ok(reg)
+}
+
+pub fn put_auth(db: &DB, batch: &mut WriteBatch, auth: &AuthState) -> Result<(), StoreError> {
+    batch.put_cf(cf(db, CF_SM_META)?, AUTH_KEY, auth.to_pb().encode_to_vec());
+    Ok(())
+}
+
+pub fn load_auth(db: &DB) -> Result<AuthState, StoreError> {
+    let Some(raw) = db.get_cf(cf(db, CF_SM_META)?, AUTH_KEY)? else { return Ok(AuthState::default()) };
+    AuthState::from_pb(&codec::decode_pb::<pb::AuthStateRecord>("auth state", &raw)?)
 }
 
 pub fn put_last_applied(db: &DB, batch: &mut WriteBatch, id: &LogId) -> Result<(), StoreError> {

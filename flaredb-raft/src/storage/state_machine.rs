@@ -31,6 +31,7 @@ use super::{
     snapshot_trigger::{BytesSinceSnapshot, SnapshotTrigger},
 };
 use crate::{
+    auth::AuthState,
     error::StoreError,
     lease::{LeaseChange, LeaseTable},
     namespace::Registry,
@@ -46,6 +47,8 @@ const INLINE_APPLY_BYTES: usize = 64 << 10;
 
 struct Applied {
     registry: Registry,
+    /// Set when the batch changed users or roles.
+    auth: Option<Arc<AuthState>>,
     retired: Vec<u64>,
     answers: Vec<(FlareResponse, Option<Responder>)>,
     events: Vec<ChangeEvent>,
@@ -56,11 +59,11 @@ struct Applied {
 /// Applies `batch` in one `WriteBatch` (see the module comment).
 fn apply_batch(
     db: &DB,
-    registry: Registry,
+    (registry, auth): (Registry, Arc<AuthState>),
     leases_live: bool,
     batch: Vec<EntryResponder<TypeConfig>>,
 ) -> Result<Applied, StoreError> {
-    let mut ab = ApplyBatch::new(db, registry);
+    let mut ab = ApplyBatch::new(db, registry).with_auth(auth);
     if !leases_live {
         ab = ab.without_leases();
     }
@@ -87,10 +90,14 @@ fn apply_batch(
         sm_meta::put_last_applied(db, &mut ab.batch, &last)?;
     }
     ab.finish_sessions()?;
+    let auth = ab.auth_changed.then(|| ab.auth.clone());
+    if let Some(auth) = &auth {
+        sm_meta::put_auth(db, &mut ab.batch, auth)?;
+    }
     db.write(ab.batch)?;
     let last = last.map_or(0, |l| l.index);
     let leases = std::mem::take(&mut ab.leases.changes);
-    Ok(Applied { registry: ab.registry, retired: ab.retired, answers, events: ab.events, leases, last })
+    Ok(Applied { registry: ab.registry, auth, retired: ab.retired, answers, events: ab.events, leases, last })
 }
 
 /// Whether applying the entry iterates a key range (a transaction's
@@ -113,6 +120,8 @@ fn scans((entry, _): &EntryResponder<TypeConfig>) -> bool {
 #[derive(Debug)]
 pub struct SmShared {
     pub registry: RwLock<Registry>,
+    /// Users, roles and the auth switch; replaced whole on each change.
+    pub auth: RwLock<Arc<AuthState>>,
     /// Node ids removed from the cluster (never reused).
     pub retired: RwLock<BTreeSet<u64>>,
     /// Set by a manual snapshot request (Admin/Snapshot): openraft asks the
@@ -135,6 +144,14 @@ impl SmShared {
 
     fn set_registry(&self, r: Registry) {
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = r;
+    }
+
+    pub fn auth(&self) -> Arc<AuthState> {
+        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_auth(&self, a: Arc<AuthState>) {
+        *self.auth.write().unwrap_or_else(|p| p.into_inner()) = a;
     }
 
     pub fn is_retired(&self, id: u64) -> bool {
@@ -160,17 +177,19 @@ impl StateMachine {
     /// deleting snapshot files CURRENT does not name.
     pub async fn open(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StoreError> {
         let (d, s) = (db.clone(), snapshots.clone());
-        let (registry, retired, applied, leases) = blocking(move || {
+        let (registry, retired, applied, leases, auth) = blocking(move || {
             s.recover(&d)?;
             let applied = sm_meta::read_last_applied(&d)?.map_or(0, |l| l.index);
             history::init_floor(&d, applied)?;
-            Ok((sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?, applied, lease::load_leases(&d)?))
+            let (registry, retired) = (sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?);
+            Ok((registry, retired, applied, lease::load_leases(&d)?, sm_meta::load_auth(&d)?))
         })
         .await?;
         let table = LeaseTable::default();
         table.load(leases, std::time::Instant::now());
         let shared = SmShared {
             registry: RwLock::new(registry),
+            auth: RwLock::new(Arc::new(auth)),
             retired: RwLock::new(retired),
             force_snapshot: AtomicBool::new(false),
             watch: WatchHub::new(applied, WatchLimits::default()),
@@ -223,7 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if batch.is_empty() {
             return Ok(());
         }
-        let registry = self.shared.registry().clone();
+        let registry = (self.shared.registry().clone(), self.shared.auth());
         let leases_live = !self.shared.leases.is_empty();
         let payload: usize = batch
             .iter()
@@ -242,6 +261,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         self.shared.leases.apply(&applied.leases, std::time::Instant::now());
         self.shared.set_registry(applied.registry);
+        if let Some(auth) = applied.auth {
+            self.shared.set_auth(auth);
+        }
         if !applied.retired.is_empty() {
             self.shared.retired.write().unwrap_or_else(|p| p.into_inner()).extend(applied.retired);
         }
@@ -283,7 +305,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
         let started = std::time::Instant::now();
         let (db, dir, meta_c) = (self.db.clone(), self.snapshots.clone(), meta.clone());
-        let (registry, retired, leases) = blocking(move || {
+        let (registry, retired, leases, auth) = blocking(move || {
             let meta = meta_c;
             // A received file; our own checkpoint only if openraft restores from it.
             let path = snapshot.file_path()?;
@@ -291,10 +313,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // A received temp file was moved by install; dropping the handle
             // deletes one that was not (see `SnapshotFile`).
             drop(snapshot);
-            Ok((sm_meta::load_registry(&db)?, sm_meta::load_retired(&db)?, lease::load_leases(&db)?))
+            let (registry, retired) = (sm_meta::load_registry(&db)?, sm_meta::load_retired(&db)?);
+            Ok((registry, retired, lease::load_leases(&db)?, sm_meta::load_auth(&db)?))
         })
         .await?;
         self.shared.set_registry(registry);
+        self.shared.set_auth(Arc::new(auth));
         self.shared.set_retired(retired);
         self.shared.leases.load(leases, std::time::Instant::now());
         self.applied_bytes.reset();

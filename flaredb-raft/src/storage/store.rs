@@ -173,6 +173,7 @@ impl Store {
         // only pass the checksum is refused here, not at the node's first start.
         super::sm_meta::load_registry(&self.db)?;
         super::sm_meta::load_retired(&self.db)?;
+        super::sm_meta::load_auth(&self.db)?;
         super::lease::load_leases(&self.db)?;
         LogStore::seed(&self.db, &last, vote)
     }

@@ -132,6 +132,7 @@ pub(super) struct FileConfig {
     pub request_timeout_ms: Option<u64>,
     pub max_requests_per_connection: Option<usize>,
     pub corruption_check_ms: Option<u64>,
+    pub auth_token_ttl_secs: Option<u64>,
     pub watch_history_revisions: Option<u64>,
     pub watch_history_secs: Option<u64>,
     pub watch_history_check_ms: Option<u64>,

@@ -82,6 +82,8 @@ pub struct Config {
     pub max_requests_per_connection: usize,
     /// How often replicas' state hashes are compared (0: never).
     pub corruption_check_ms: u64,
+    /// How long a token from Auth/Authenticate is good for.
+    pub auth_token_ttl_secs: u64,
 }
 
 /// Watch settings (TOML only).
@@ -215,9 +217,21 @@ impl Config {
                 None => 1024,
             },
             corruption_check_ms: file.corruption_check_ms.unwrap_or(300_000),
+            auth_token_ttl_secs: match file.auth_token_ttl_secs {
+                Some(n) if !(1..=MAX_TOKEN_TTL_SECS).contains(&n) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "auth_token_ttl_secs must be between 1 and {MAX_TOKEN_TTL_SECS} (a week)"
+                    )))
+                }
+                Some(n) => n,
+                None => 300,
+            },
         })
     }
 }
+
+/// Longest token lifetime: a stolen token is good for at most this long.
+const MAX_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,8 @@ use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
 use super::ctx::{unexpected, Ctx};
-use crate::status;
+use crate::{auth::gate::Scope, status};
+use flaredb_raft::auth::Need;
 
 /// Deadline for operations that move a lot of data (catch-up, snapshots).
 const LONG_OP: std::time::Duration = std::time::Duration::from_secs(600);
@@ -98,6 +99,7 @@ impl Admin for AdminService {
         let ctx = &self.ctx;
         let r = req.get_ref();
         ns::validate_name(&r.name).map_err(Status::invalid_argument)?;
+        ctx.gate.check(&req, Scope::Namespace(&r.name), &[Need::Admin])?;
         let mode = match NamespaceMode::try_from(r.mode) {
             Ok(NamespaceMode::Strong) => pb::Mode::Strong,
             Ok(NamespaceMode::Eventual) => pb::Mode::Eventual,
@@ -122,14 +124,18 @@ impl Admin for AdminService {
 
     async fn list_namespaces(
         &self,
-        _req: Request<ListNamespacesRequest>,
+        req: Request<ListNamespacesRequest>,
     ) -> Result<Response<ListNamespacesResponse>, Status> {
-        let namespaces = self.ctx.node.namespaces().iter().map(info_to_pb).collect();
+        // With auth on, a user sees the namespaces it has a right on.
+        let who = self.ctx.gate.user(&req)?;
+        let visible = |i: &&Info| who.as_ref().is_none_or(|(user, state)| state.sees(user, &i.name));
+        let namespaces = self.ctx.node.namespaces().iter().filter(visible).map(info_to_pb).collect();
         Ok(Response::new(ListNamespacesResponse { namespaces }))
     }
 
     async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
         let ctx = &self.ctx;
+        ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
         let timeout = if req.get_ref().wait { LONG_OP } else { ctx.timeout };
         let req =
             match ctx.forward(req, timeout, |ch, q| async move { AdminClient::new(ch).add_learner(q).await }).await {
@@ -146,6 +152,7 @@ impl Admin for AdminService {
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
         let ctx = &self.ctx;
+        ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { AdminClient::new(ch).change_membership(q).await })
             .await
@@ -160,6 +167,7 @@ impl Admin for AdminService {
 
     async fn remove_node(&self, req: Request<RemoveNodeRequest>) -> Result<Response<MembershipResponse>, Status> {
         let ctx = &self.ctx;
+        ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
         let id = req.get_ref().node_id;
         if id == ctx.node.id() && ctx.node.raft().is_leader() {
             // Removing the leader: hand leadership over, then let the new leader remove us.
@@ -179,6 +187,7 @@ impl Admin for AdminService {
         req: Request<TransferLeaderRequest>,
     ) -> Result<Response<TransferLeaderResponse>, Status> {
         let ctx = &self.ctx;
+        ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { AdminClient::new(ch).transfer_leader(q).await })
             .await
@@ -191,14 +200,16 @@ impl Admin for AdminService {
         Ok(Response::new(TransferLeaderResponse { leader_id: to }))
     }
 
-    async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotResponse>, Status> {
+    async fn snapshot(&self, req: Request<SnapshotRequest>) -> Result<Response<SnapshotResponse>, Status> {
+        self.ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
         let index = self.ctx.node.snapshot_now(LONG_OP).await.map_err(status::node_error)?;
         Ok(Response::new(SnapshotResponse { snapshot_index: index }))
     }
 
     type BackupStream = Pin<Box<dyn Stream<Item = Result<BackupChunk, Status>> + Send>>;
 
-    async fn backup(&self, _req: Request<BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+    async fn backup(&self, req: Request<BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        self.ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
         let (path, meta) = self.ctx.node.backup_file().await.map_err(status::node_error)?;
         tracing::info!(index = meta.last_log_id.map_or(0, |l| l.index), "streaming a backup");
         let file = tokio::fs::File::open(&path).await.map_err(|e| Status::internal(format!("backup file: {e}")))?;
@@ -216,7 +227,8 @@ impl Admin for AdminService {
         Ok(Response::new(Box::pin(chunks)))
     }
 
-    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
         let (applied_index, hash) = self.ctx.node.state_hash().await.map_err(status::node_error)?;
         Ok(Response::new(HashResponse { applied_index, hash }))
     }

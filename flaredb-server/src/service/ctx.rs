@@ -36,6 +36,9 @@ pub struct Ctx {
     pub watch_progress_ms: u64,
     pub disk: Arc<crate::disk_guard::DiskGuard>,
     pub corruption: Arc<crate::corruption::CorruptionAlarm>,
+    /// Who sends each request, and whether they may (auth/gate.rs).
+    pub gate: crate::auth::gate::Gate,
+    pub token_ttl: Duration,
 }
 
 impl Ctx {
@@ -62,6 +65,7 @@ impl Ctx {
         if is_forwarded(&req) {
             return Err(req);
         }
+        let auth = self.gate.forward_header(&req);
         // Half the caller's deadline at most: it must still hear an answer
         // in time to retry elsewhere (a CAS cut off by its deadline is
         // indeterminate, one answered "no leader" is not).
@@ -98,7 +102,7 @@ impl Ctx {
             let id = leader.0;
             let to = leader.clone();
             let left = call_until.saturating_duration_since(Instant::now());
-            match self.fwd.call(leader, req.get_ref().clone(), left, &call).await {
+            match self.fwd.call(leader, req.get_ref().clone(), auth.clone(), left, &call).await {
                 Err(mut s) if is_connect_failure(&s) => {
                     if Instant::now() >= until {
                         mark_not_applied(s.metadata_mut());

@@ -13,7 +13,8 @@ use super::{
     ctx::{fatal, unexpected, Ctx},
     lease, txn, watch,
 };
-use crate::{validate, validate_txn};
+use crate::{auth::gate::Scope, validate, validate_txn};
+use flaredb_raft::auth::Need;
 
 pub struct KvCasService {
     pub ctx: Arc<Ctx>,
@@ -47,6 +48,7 @@ impl KvCas for KvCasService {
     }
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        self.ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &[Need::Read])?;
         watch::start(&self.ctx, req.into_inner()).await.map(Response::new)
     }
 
@@ -57,6 +59,7 @@ impl KvCas for KvCasService {
         validate::value(&ctx.limits, &r.value)?;
         validate::namespace(&r.namespace)?;
         validate::write_id(&r.write_id)?;
+        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
@@ -85,6 +88,7 @@ impl KvCas for KvCasService {
         let ctx = &self.ctx;
         validate::key(&ctx.limits, &req.get_ref().key)?;
         validate::namespace(&req.get_ref().namespace)?;
+        ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &[Need::Read])?;
         let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).get(q).await }).await {
             Ok(forwarded) => return forwarded,
             Err(req) => req,
@@ -105,6 +109,7 @@ impl KvCas for KvCasService {
         let r = req.get_ref();
         let limit = validate::scan(&ctx.limits, &r.start_key, &r.end_key, r.limit)?;
         validate::namespace(&r.namespace)?;
+        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Read])?;
         let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).scan(q).await }).await {
             Ok(forwarded) => return forwarded,
             Err(req) => req,
@@ -132,6 +137,7 @@ impl KvCas for KvCasService {
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
         validate::write_id(&r.write_id)?;
+        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
@@ -158,6 +164,7 @@ impl KvCas for KvCasService {
         let ctx = &self.ctx;
         validate_txn::txn(&ctx.limits, req.get_ref())?;
         validate::write_id(&req.get_ref().write_id)?;
+        ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &txn::needs(req.get_ref()))?;
         ctx.precheck(&req.get_ref().namespace, Mode::Strong)?;
         let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).txn(q).await }).await {
             Ok(forwarded) => return forwarded,

@@ -11,7 +11,8 @@ use flaredb_raft::{namespace::Mode, FlareResponse};
 use tonic::{Request, Response, Status};
 
 use super::ctx::{fatal, unexpected, Ctx};
-use crate::validate;
+use crate::{auth::gate::Scope, validate};
+use flaredb_raft::auth::Need;
 
 pub struct KvRawService {
     pub ctx: Arc<Ctx>,
@@ -25,6 +26,7 @@ impl KvRaw for KvRawService {
         validate::key(&ctx.limits, &r.key)?;
         validate::value(&ctx.limits, &r.value)?;
         validate::namespace(&r.namespace)?;
+        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Eventual)?;
         let req =
             match ctx.forward(req, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_put(q).await }).await {
@@ -41,6 +43,7 @@ impl KvRaw for KvRawService {
 
     async fn raw_get(&self, req: Request<RawGetRequest>) -> Result<Response<RawGetResponse>, Status> {
         let ctx = &self.ctx;
+        ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &[Need::Read])?;
         let r = req.into_inner();
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
@@ -55,6 +58,7 @@ impl KvRaw for KvRawService {
 
     async fn raw_scan(&self, req: Request<RawScanRequest>) -> Result<Response<RawScanResponse>, Status> {
         let ctx = &self.ctx;
+        ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &[Need::Read])?;
         let r = req.into_inner();
         let limit = validate::scan(&ctx.limits, &r.start_key, &r.end_key, r.limit)?;
         validate::namespace(&r.namespace)?;
@@ -78,6 +82,7 @@ impl KvRaw for KvRawService {
         let r = req.get_ref();
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
+        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Eventual)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_delete(q).await })

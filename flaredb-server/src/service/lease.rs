@@ -10,6 +10,7 @@ use flaredb_proto::{
     v1::{kv_cas_client::KvCasClient, *},
 };
 use flaredb_raft::{
+    auth::Need,
     lease::{MAX_TTL_SECS, MIN_TTL_SECS},
     FlareResponse, NodeError,
 };
@@ -19,6 +20,7 @@ use tonic::{metadata::MetadataValue, Request, Response, Status, Streaming};
 
 use super::ctx::{fatal, unexpected, Ctx};
 use crate::{
+    auth::gate::Scope,
     forward::{is_forwarded, with_cause},
     status,
 };
@@ -29,6 +31,8 @@ pub type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveRespon
 const STREAM_BUFFER: usize = 256;
 
 pub async fn grant(ctx: &Arc<Ctx>, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+    // A lease belongs to no namespace: granting one needs WRITE somewhere.
+    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
     let ttl = req.get_ref().ttl_seconds;
     if !(1..=MAX_TTL_SECS).contains(&ttl) {
         return Err(Status::invalid_argument(format!(
@@ -54,6 +58,11 @@ pub async fn revoke(ctx: &Arc<Ctx>, req: Request<LeaseRevokeRequest>) -> Result<
     if id == 0 {
         return Err(Status::invalid_argument("lease_id must be set (0 is no lease)"));
     }
+    // Revoking deletes the lease's keys: WRITE on each of their namespaces.
+    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    for ns in lease_namespaces(ctx, id).await? {
+        ctx.gate.check(&req, Scope::Namespace(&ns), &[Need::Write])?;
+    }
     let req =
         match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).lease_revoke(q).await }).await {
             Ok(forwarded) => return forwarded,
@@ -71,6 +80,13 @@ pub async fn time_to_live(
     ctx: &Arc<Ctx>,
     req: Request<LeaseTimeToLiveRequest>,
 ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    if req.get_ref().keys {
+        // Listing the keys shows them: READ on each of their namespaces.
+        for ns in lease_namespaces(ctx, req.get_ref().lease_id).await? {
+            ctx.gate.check(&req, Scope::Namespace(&ns), &[Need::Read])?;
+        }
+    }
     let req = match ctx
         .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).lease_time_to_live(q).await })
         .await
@@ -100,18 +116,28 @@ pub async fn time_to_live(
     Ok(Response::new(resp))
 }
 
+/// The namespaces of the keys attached to lease `id` (as applied here).
+async fn lease_namespaces(ctx: &Ctx, id: u64) -> Result<std::collections::BTreeSet<String>, Status> {
+    if !ctx.node.auth().enabled {
+        return Ok(Default::default());
+    }
+    Ok(ctx.node.lease_keys(id).await.map_err(fatal)?.into_iter().map(|(ns, _)| ns).collect())
+}
+
 /// A keep-alive stream: served by the leader, piped to it by a follower.
 pub async fn keep_alive(
     ctx: &Arc<Ctx>,
     req: Request<Streaming<LeaseKeepAliveRequest>>,
 ) -> Result<Response<KeepAliveStream>, Status> {
+    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
     if !is_forwarded(&req) && !ctx.node.raft().is_leader() {
         if ctx.node.leader().is_none() {
             ctx.node.wait_for_new_leader(None, ctx.leader_wait).await;
         }
         // No leader, or this node: served here (answering "not the leader" if so).
         if let Some(leader) = ctx.node.leader().filter(|(id, _)| *id != ctx.node.id()) {
-            return pipe_to_leader(ctx, leader, req.into_inner()).await;
+            let auth = ctx.gate.forward_header(&req);
+            return pipe_to_leader(ctx, leader, auth, req.into_inner()).await;
         }
     }
     let mut inbound = req.into_inner();
@@ -139,11 +165,15 @@ pub async fn keep_alive(
 async fn pipe_to_leader(
     ctx: &Arc<Ctx>,
     leader: (u64, String),
+    auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     inbound: Streaming<LeaseKeepAliveRequest>,
 ) -> Result<Response<KeepAliveStream>, Status> {
     let upstream = inbound.take_while(|m| futures::future::ready(m.is_ok())).filter_map(|m| async move { m.ok() });
     let mut out = Request::new(upstream);
     out.metadata_mut().insert(FORWARDED_KEY, MetadataValue::from_static("1"));
+    if let Some(auth) = auth {
+        out.metadata_mut().insert(crate::auth::gate::AUTHORIZATION, auth);
+    }
     let channel = ctx.fwd.channel(&leader.1)?;
     let answer = KvCasClient::new(channel).lease_keep_alive(out).await.map_err(|s| with_cause(s, &leader))?;
     let mut answers = answer.into_inner();

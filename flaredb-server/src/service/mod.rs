@@ -1,6 +1,7 @@
 //! The gRPC services: thin handlers that validate, call the node, map.
 
 pub mod admin;
+pub mod auth;
 pub mod ctx;
 pub mod faults;
 pub mod kv_cas;

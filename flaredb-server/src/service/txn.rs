@@ -11,6 +11,21 @@ use flaredb_raft::TxnOpResult;
 use prost::Message;
 use tonic::Status;
 
+/// The rights a transaction needs: READ when it compares or gets (a compare
+/// tells what a key holds), WRITE when either branch puts or deletes.
+pub fn needs(r: &v1::TxnRequest) -> Vec<flaredb_raft::auth::Need> {
+    use flaredb_raft::auth::Need;
+    let ops = || r.success.iter().chain(&r.failure).filter_map(|o| o.op.as_ref());
+    let mut needs = Vec::with_capacity(2);
+    if !r.compares.is_empty() || ops().any(|o| matches!(o, OpKind::Get(_))) {
+        needs.push(Need::Read);
+    }
+    if ops().any(|o| !matches!(o, OpKind::Get(_))) {
+        needs.push(Need::Write);
+    }
+    needs
+}
+
 /// The log command of a request that passed `validate_txn::txn` (which
 /// refuses unknown enum values, so none is carried).
 pub fn command(target: Option<pb::Target>, r: v1::TxnRequest) -> pb::command::Cmd {

@@ -1,0 +1,149 @@
+//! The check at the edge: who sends a request (a bearer token, or the CN of
+//! a verified client certificate) and whether that user may do it. Every
+//! node checks every request against its own applied auth state, forwarded
+//! ones included: a forward marker proves nothing, so a follower passes the
+//! caller's token on (or signs one for a certificate user).
+
+use std::{sync::Arc, time::Duration};
+
+use flaredb_raft::{
+    auth::{AuthState, Need},
+    namespace::canonical_name,
+    node::FlareNode,
+};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    Request, Status,
+};
+
+use super::token;
+
+pub const AUTHORIZATION: &str = "authorization";
+/// A token a follower signs for a certificate user when it forwards.
+const FORWARD_TOKEN_TTL: Duration = Duration::from_secs(60);
+
+/// What a request touches.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// One namespace (`""` is `default`).
+    Namespace(&'a str),
+    /// The cluster: only ADMIN on `*` (or root).
+    Cluster,
+    /// No namespace in particular (leases): the right on any namespace.
+    Anywhere,
+}
+
+pub struct Gate {
+    node: Arc<FlareNode>,
+    /// The public listener verifies client certificates: their CN names a user.
+    cert_users: bool,
+}
+
+fn unauthenticated(why: impl std::fmt::Display) -> Status {
+    Status::unauthenticated(format!("{why}"))
+}
+
+impl Gate {
+    pub fn new(node: Arc<FlareNode>, cert_users: bool) -> Self {
+        Self { node, cert_users }
+    }
+
+    /// Refuses `req` unless auth is off or its user has every right in
+    /// `needs` on `scope`. UNAUTHENTICATED: no usable identity;
+    /// PERMISSION_DENIED: a right is missing.
+    pub fn check<T>(&self, req: &Request<T>, scope: Scope<'_>, needs: &[Need]) -> Result<(), Status> {
+        let state = self.node.auth();
+        if !state.enabled {
+            return Ok(());
+        }
+        let user = self.identify(&state, req)?;
+        for &need in needs {
+            let ok = match scope {
+                Scope::Namespace(ns) => state.permits(&user, Some(canonical_name(ns)), need),
+                Scope::Cluster => state.permits(&user, None, need),
+                Scope::Anywhere => state.permits_somewhere(&user, need),
+            };
+            if !ok {
+                return Err(denied(&user, scope, need));
+            }
+        }
+        Ok(())
+    }
+
+    /// The user `req` comes from; `None` when auth is off.
+    pub fn user<T>(&self, req: &Request<T>) -> Result<Option<(String, Arc<AuthState>)>, Status> {
+        let state = self.node.auth();
+        if !state.enabled {
+            return Ok(None);
+        }
+        Ok(Some((self.identify(&state, req)?, state)))
+    }
+
+    fn identify<T>(&self, state: &AuthState, req: &Request<T>) -> Result<String, Status> {
+        if let Some(v) = req.metadata().get(AUTHORIZATION) {
+            let v = v.to_str().map_err(|_| unauthenticated("the authorization header is not ASCII"))?;
+            let token = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .ok_or_else(|| unauthenticated("the authorization header must be `Bearer <token>`"))?;
+            let user = token::verify(&state.signing_key, token.trim(), token::now_ms()).map_err(unauthenticated)?;
+            if !state.users.contains_key(&user) {
+                return Err(unauthenticated(format!("user {user:?} no longer exists")));
+            }
+            return Ok(user);
+        }
+        if self.cert_users {
+            if let Some(cn) = cert_common_name(req) {
+                if !state.users.contains_key(&cn) {
+                    return Err(unauthenticated(format!(
+                        "the client certificate names user {cn:?}, who does not exist (add it with Auth/UserAdd)"
+                    )));
+                }
+                return Ok(cn);
+            }
+        }
+        Err(unauthenticated(
+            "auth is enabled: send `authorization: Bearer <token>` with a token from Auth/Authenticate",
+        ))
+    }
+
+    /// The authorization a request forwarded to the leader carries: the
+    /// caller's own header, or for a certificate user a short token signed here.
+    pub fn forward_header<T>(&self, req: &Request<T>) -> Option<MetadataValue<Ascii>> {
+        if let Some(v) = req.metadata().get(AUTHORIZATION) {
+            return Some(v.clone());
+        }
+        let state = self.node.auth();
+        if !state.enabled || !self.cert_users {
+            return None;
+        }
+        let user = cert_common_name(req)?;
+        let expires = token::now_ms() + FORWARD_TOKEN_TTL.as_millis() as u64;
+        format!("Bearer {}", token::sign(&state.signing_key, &user, expires)).parse().ok()
+    }
+}
+
+fn denied(user: &str, scope: Scope<'_>, need: Need) -> Status {
+    let what = need.name();
+    Status::permission_denied(match scope {
+        Scope::Namespace(ns) => format!(
+            "user {user:?} has no {what} permission on namespace {:?}: grant one of its roles {} on it",
+            canonical_name(ns),
+            match need {
+                Need::Read => "READ, READWRITE or ADMIN",
+                Need::Write => "WRITE, READWRITE or ADMIN",
+                Need::Admin => "ADMIN",
+            }
+        ),
+        Scope::Cluster => format!("user {user:?} may not do this: it needs ADMIN on namespace \"*\" (or to be root)"),
+        Scope::Anywhere => format!("user {user:?} has no {what} permission on any namespace"),
+    })
+}
+
+/// The CN of the client certificate the TLS handshake verified, if any.
+fn cert_common_name<T>(req: &Request<T>) -> Option<String> {
+    let certs = req.peer_certs()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?.as_ref()).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
+}
