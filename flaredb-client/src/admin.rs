@@ -44,6 +44,26 @@ impl RdbClient {
         Ok(r.namespaces)
     }
 
+    /// Sets namespace `name`'s quota (0 = no limit): live keys, and bytes of
+    /// keys plus values. A write past it fails with
+    /// [`ClientError::ResourceExhausted`]. Returns the namespace with its usage.
+    pub async fn set_namespace_quota(
+        &self,
+        name: &str,
+        max_keys: u64,
+        max_bytes: u64,
+    ) -> Result<pb::NamespaceInfo, ClientError> {
+        let msg = pb::SetNamespaceQuotaRequest { namespace: name.to_string(), max_keys, max_bytes };
+        let r = self
+            .conn
+            .call(Retry::Always, msg, |ch, q| async move { AdminClient::new(ch).set_namespace_quota(q).await })
+            .await?;
+        r.namespace.ok_or_else(|| ClientError::Server {
+            code: tonic::Code::Internal,
+            message: "no namespace in answer".into(),
+        })
+    }
+
     /// Adds node `id` (started with `--join`) as a learner; with `wait`,
     /// returns once it has caught up.
     pub async fn add_learner(&self, id: u64, addr: &str, wait: bool) -> Result<Vec<pb::Member>, ClientError> {

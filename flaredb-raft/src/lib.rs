@@ -14,6 +14,7 @@ pub mod lease;
 pub mod namespace;
 pub mod network;
 pub mod node;
+pub mod quota;
 pub mod restore;
 pub mod rpc_codec;
 pub mod storage;

@@ -36,6 +36,7 @@ impl fmt::Display for FlareRequest {
             Some(Cmd::LeaseRevoke(r)) => write!(f, "lease_revoke(n={}, expired={})", r.ids.len(), r.expired),
             // Never the password hash or the signing key.
             Some(Cmd::Auth(_)) => write!(f, "auth"),
+            Some(Cmd::SetQuota(q)) => write!(f, "set_quota({})", q.namespace),
             None => write!(f, "empty"),
         }
     }
@@ -72,6 +73,10 @@ pub enum FlareResponse {
         results: Vec<TxnOpResult>,
     },
     Rejected(NamespaceRejection),
+    /// A write refused by its namespace's quota: nothing applied.
+    QuotaExceeded(crate::quota::QuotaExceeded),
+    /// A namespace's quota was set.
+    QuotaSet,
     /// An auth change: the auth revision it applied at, or why not.
     Auth(Result<u64, crate::auth::AuthRejection>),
     /// A lease granted: its id is the entry's index.

@@ -26,6 +26,13 @@ pub fn rejection(r: NamespaceRejection) -> Status {
     }
 }
 
+/// A write past its namespace's quota: certainly not applied.
+pub fn quota_exceeded(q: flaredb_raft::quota::QuotaExceeded) -> Status {
+    let mut s = Status::resource_exhausted(q.to_string());
+    mark_not_applied(s.metadata_mut());
+    s
+}
+
 pub fn auth_rejection(r: AuthRejection) -> Status {
     let msg = r.to_string();
     match r {

@@ -249,6 +249,11 @@ impl FlareNode {
         self.shared.registry().check(name, mode).cloned()
     }
 
+    /// Usage and quota of namespace `id` as applied on this node.
+    pub fn namespace_usage(&self, id: crate::keys::NamespaceId) -> crate::quota::NsUsage {
+        self.shared.usage().get(&id).copied().unwrap_or_default()
+    }
+
     /// Users, roles and the auth switch as applied on this node.
     pub fn auth(&self) -> Arc<crate::auth::AuthState> {
         self.shared.auth()

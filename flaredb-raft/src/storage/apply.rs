@@ -6,7 +6,7 @@
 //! Transactions are applied in `apply_txn.rs` over the same overlay.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     ops::Bound,
     sync::Arc,
 };
@@ -25,8 +25,9 @@ use super::{
 use crate::{
     auth::AuthState,
     error::StoreError,
-    keys,
-    namespace::{Mode, NamespaceInfo, Registry},
+    keys::{self, NamespaceId},
+    namespace::{Mode, NamespaceInfo, NamespaceRejection, Registry},
+    quota::NsUsage,
     types::FlareResponse,
     watch::{ChangeEvent, EventKind},
 };
@@ -40,8 +41,8 @@ pub struct ApplyBatch<'a> {
     /// batch). Ordered, so a delete-prefix finds the staged keys of its range;
     /// values are kept because a transaction's gets read them.
     cas_overlay: BTreeMap<Vec<u8>, Option<(u64, Bytes)>>,
-    /// Encoded raw key → staged presence.
-    raw_overlay: HashMap<Vec<u8>, bool>,
+    /// Encoded raw key → staged value length (None = deleted in this batch).
+    raw_overlay: HashMap<Vec<u8>, Option<usize>>,
     /// Node ids retired by this batch.
     pub retired: Vec<u64>,
     /// Changes of strong keys, in order, for the watch hub once written.
@@ -52,6 +53,10 @@ pub struct ApplyBatch<'a> {
     /// auth command of the batch changed them (then written with the batch).
     pub auth: Arc<AuthState>,
     pub auth_changed: bool,
+    /// Usage and quota per namespace as of this point of the batch; the
+    /// namespaces in `usage_changed` are written with the batch.
+    pub usage: Arc<BTreeMap<NamespaceId, NsUsage>>,
+    pub usage_changed: BTreeSet<NamespaceId>,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -68,7 +73,58 @@ impl<'a> ApplyBatch<'a> {
             leases: LeaseOverlay::default(),
             auth: Arc::default(),
             auth_changed: false,
+            usage: Arc::default(),
+            usage_changed: BTreeSet::new(),
         }
+    }
+
+    /// Starts from these usage figures and quotas.
+    pub fn with_usage(mut self, usage: Arc<BTreeMap<NamespaceId, NsUsage>>) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Counts a change of `keys` live keys and `bytes` bytes in namespace `id`.
+    fn account(&mut self, id: NamespaceId, keys: i64, bytes: i64) {
+        Arc::make_mut(&mut self.usage).entry(id).or_default().add(keys, bytes);
+        self.usage_changed.insert(id);
+    }
+
+    /// Refuses growth of `ns` past its quota (the answer to send back).
+    pub(super) fn admits(&self, ns: &NamespaceInfo, keys: i64, bytes: i64) -> Result<(), FlareResponse> {
+        match self.usage.get(&ns.id) {
+            Some(u) => u.admits(&ns.name, keys, bytes).map_err(FlareResponse::QuotaExceeded),
+            None => Ok(()),
+        }
+    }
+
+    /// How a put of a `value_len`-byte value at encoded `key` (in the cas or
+    /// raw family) changes its namespace's (keys, bytes).
+    pub(super) fn put_growth(&self, key: &[u8], value_len: usize, cas: bool) -> Result<(i64, i64), StoreError> {
+        let old = if cas { self.cas_value_len(key)? } else { self.raw_value_len(key)? };
+        let user = user_key_len(key) as i64;
+        Ok(match old {
+            Some(old) => (0, value_len as i64 - old as i64),
+            None => (1, user + value_len as i64),
+        })
+    }
+
+    /// The value length of an encoded cas key as of this point of the batch.
+    fn cas_value_len(&self, key: &[u8]) -> Result<Option<usize>, StoreError> {
+        if let Some(staged) = self.cas_overlay.get(key) {
+            return Ok(staged.as_ref().map(|(_, v)| v.len()));
+        }
+        let Some(raw) = self.db.get_pinned_cf(cf(self.db, CF_CAS)?, key)? else { return Ok(None) };
+        let (_, value) = keys::decode_versioned(&raw).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
+        Ok(Some(value.len()))
+    }
+
+    /// The value length of an encoded raw key as of this point of the batch.
+    fn raw_value_len(&self, key: &[u8]) -> Result<Option<usize>, StoreError> {
+        if let Some(&staged) = self.raw_overlay.get(key) {
+            return Ok(staged);
+        }
+        Ok(self.db.get_pinned_cf(cf(self.db, CF_RAW)?, key)?.map(|v| v.len()))
     }
 
     /// Starts from these users and roles.
@@ -135,6 +191,8 @@ impl<'a> ApplyBatch<'a> {
         lease: u64,
     ) -> Result<(), StoreError> {
         self.attach(&key, lease)?;
+        let (k, b) = self.put_growth(&key, value.len(), true)?;
+        self.account(ns.id, k, b);
         self.batch.put_cf(cf(self.db, CF_CAS)?, &key, keys::encode_versioned(index, value));
         self.record(EventKind::Put, ns, &key, value.clone(), index, prev)?;
         self.cas_overlay.insert(key, Some((index, value.clone())));
@@ -150,6 +208,9 @@ impl<'a> ApplyBatch<'a> {
         prev: u64,
     ) -> Result<(), StoreError> {
         self.attach(&key, 0)?;
+        if let Some(old) = self.cas_value_len(&key)? {
+            self.account(ns.id, -1, -((user_key_len(&key) + old) as i64));
+        }
         self.batch.delete_cf(cf(self.db, CF_CAS)?, &key);
         self.record(EventKind::Delete, ns, &key, Bytes::new(), index, prev)?;
         self.cas_overlay.insert(key, None);
@@ -180,13 +241,6 @@ impl<'a> ApplyBatch<'a> {
         history::put_event(self.db, &mut self.batch, n, &e)?;
         self.events.push(e);
         Ok(())
-    }
-
-    fn raw_exists(&self, key: &[u8]) -> Result<bool, StoreError> {
-        if let Some(&staged) = self.raw_overlay.get(key) {
-            return Ok(staged);
-        }
-        Ok(self.db.get_pinned_cf(cf(self.db, CF_RAW)?, key)?.is_some())
     }
 
     /// The target namespace of a data command, without creating it.
@@ -254,6 +308,12 @@ impl<'a> ApplyBatch<'a> {
                 if c.lease_id != 0 && !self.lease_exists(c.lease_id)? {
                     return Ok(FlareResponse::LeaseNotFound { id: c.lease_id });
                 }
+                if let Some(ns) = &found {
+                    let (k, b) = self.put_growth(&keys::encode(ns.id, &c.key), c.value.len(), true)?;
+                    if let Err(refused) = self.admits(ns, k, b) {
+                        return Ok(refused);
+                    }
+                }
                 let ns = self.for_write(found, &c.target, Mode::Strong)?;
                 // The version is the log index: unique and increasing, never reused.
                 self.stage_cas_put(&ns, keys::encode(ns.id, &c.key), index, &c.value, current, c.lease_id)?;
@@ -281,8 +341,13 @@ impl<'a> ApplyBatch<'a> {
                 };
                 let ns = self.for_write(found, &c.target, Mode::Eventual)?;
                 let key = keys::encode(ns.id, &c.key);
+                let (k, b) = self.put_growth(&key, c.value.len(), false)?;
+                if let Err(refused) = self.admits(&ns, k, b) {
+                    return Ok(refused);
+                }
+                self.account(ns.id, k, b);
                 self.batch.put_cf(cf(self.db, CF_RAW)?, &key, &c.value);
-                self.raw_overlay.insert(key, true);
+                self.raw_overlay.insert(key, Some(c.value.len()));
                 Ok(FlareResponse::RawPut)
             }
             Cmd::RawDelete(c) => {
@@ -292,12 +357,13 @@ impl<'a> ApplyBatch<'a> {
                     Err(resp) => return Ok(resp),
                 };
                 let key = keys::encode(ns.id, &c.key);
-                let existed = self.raw_exists(&key)?;
-                if existed {
+                let old = self.raw_value_len(&key)?;
+                if let Some(old) = old {
+                    self.account(ns.id, -1, -((user_key_len(&key) + old) as i64));
                     self.batch.delete_cf(cf(self.db, CF_RAW)?, &key);
-                    self.raw_overlay.insert(key, false);
+                    self.raw_overlay.insert(key, None);
                 }
-                Ok(FlareResponse::RawDelete { existed })
+                Ok(FlareResponse::RawDelete { existed: old.is_some() })
             }
             Cmd::Txn(t) => self.txn(index, t),
             Cmd::LeaseGrant(g) => self.grant_lease(index, g.ttl_seconds),
@@ -310,6 +376,15 @@ impl<'a> ApplyBatch<'a> {
                     self.auth_changed = true;
                 }
                 Ok(FlareResponse::Auth(result))
+            }
+            Cmd::SetQuota(q) => {
+                let Some(ns) = self.registry.get(crate::namespace::canonical_name(&q.namespace)).cloned() else {
+                    return Ok(FlareResponse::Rejected(NamespaceRejection::NotFound(q.namespace.clone())));
+                };
+                let u = Arc::make_mut(&mut self.usage).entry(ns.id).or_default();
+                (u.max_keys, u.max_bytes) = (q.max_keys, q.max_bytes);
+                self.usage_changed.insert(ns.id);
+                Ok(FlareResponse::QuotaSet)
             }
             Cmd::RetireNode(r) => {
                 sm_meta::put_retired(self.db, &mut self.batch, r.node_id)?;
@@ -335,6 +410,11 @@ impl<'a> ApplyBatch<'a> {
 /// (namespace name, whether the command may create it).
 fn target_of(target: &Option<pb::Target>) -> (&str, bool) {
     target.as_ref().map_or(("", false), |t| (t.namespace.as_str(), t.auto_create))
+}
+
+/// The user key's length of an encoded key (what quotas count, with the value).
+fn user_key_len(key: &[u8]) -> usize {
+    key.len().saturating_sub(4)
 }
 
 #[cfg(test)]

@@ -44,6 +44,21 @@ impl ApplyBatch<'_> {
                 }
             }
         }
+        // A quota is checked against the puts alone, each as if it ran first:
+        // a delete in the same transaction does not make room.
+        if let Some(info) = &ns {
+            let (mut keys_added, mut bytes_added) = (0i64, 0i64);
+            for op in ops {
+                if let Some(Op::Put(p)) = &op.op {
+                    let (k, b) = self.put_growth(&keys::encode(info.id, &p.key), p.value.len(), true)?;
+                    keys_added += k;
+                    bytes_added += b.max(0);
+                }
+            }
+            if let Err(refused) = self.admits(info, keys_added, bytes_added) {
+                return Ok(refused);
+            }
+        }
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             results.push(self.txn_op(index, &mut ns, &t.target, op)?);

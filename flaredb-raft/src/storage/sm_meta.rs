@@ -6,12 +6,15 @@ use prost::Message;
 use rocksdb::{WriteBatch, DB};
 
 use super::db::{cf, CF_SM_META};
+use std::collections::BTreeMap;
+
 use crate::{
     auth::AuthState,
     codec,
     error::StoreError,
     keys::NamespaceId,
     namespace::{Mode, NamespaceInfo, Registry},
+    quota::NsUsage,
     types::{LogId, StoredMembership},
 };
 
@@ -22,6 +25,8 @@ pub const INSTALLING_KEY: &[u8] = b"installing";
 /// Users, roles and the auth switch, one record (`auth.rs`).
 pub const AUTH_KEY: &[u8] = b"auth";
 const NS_PREFIX: &[u8] = b"ns/";
+/// Per namespace id: its usage and quota (`quota.rs`).
+const USAGE_PREFIX: &[u8] = b"usage/";
 const RETIRED_PREFIX: &[u8] = b"retired/";
 
 pub fn put_retired(db: &DB, batch: &mut WriteBatch, id: u64) -> Result<(), StoreError> {
@@ -76,6 +81,22 @@ pub fn put_auth(db: &DB, batch: &mut WriteBatch, auth: &AuthState) -> Result<(),
 pub fn load_auth(db: &DB) -> Result<AuthState, StoreError> {
     let Some(raw) = db.get_cf(cf(db, CF_SM_META)?, AUTH_KEY)? else { return Ok(AuthState::default()) };
     AuthState::from_pb(&codec::decode_pb::<pb::AuthStateRecord>("auth state", &raw)?)
+}
+
+pub fn put_usage(db: &DB, batch: &mut WriteBatch, id: NamespaceId, u: &NsUsage) -> Result<(), StoreError> {
+    batch.put_cf(cf(db, CF_SM_META)?, [USAGE_PREFIX, &id.to_be_bytes()].concat(), u.encode());
+    Ok(())
+}
+
+pub fn load_usage(db: &DB) -> Result<BTreeMap<NamespaceId, NsUsage>, StoreError> {
+    let mut out = BTreeMap::new();
+    for item in db.prefix_iterator_cf(cf(db, CF_SM_META)?, USAGE_PREFIX) {
+        let (k, v) = item?;
+        let Some(id) = k.strip_prefix(USAGE_PREFIX) else { break };
+        let id: [u8; 4] = id.try_into().map_err(|_| StoreError::corrupt("usage namespace id", "not 4 bytes"))?;
+        out.insert(NamespaceId::from_be_bytes(id), NsUsage::decode(&v)?);
+    }
+    Ok(out)
 }
 
 pub fn put_last_applied(db: &DB, batch: &mut WriteBatch, id: &LogId) -> Result<(), StoreError> {

@@ -30,6 +30,9 @@ use super::{
     snapshot::{SnapshotDir, SnapshotFile},
     snapshot_trigger::{BytesSinceSnapshot, SnapshotTrigger},
 };
+/// Usage and quota by namespace id.
+type UsageMap = std::collections::BTreeMap<crate::keys::NamespaceId, crate::quota::NsUsage>;
+
 use crate::{
     auth::AuthState,
     error::StoreError,
@@ -49,6 +52,8 @@ struct Applied {
     registry: Registry,
     /// Set when the batch changed users or roles.
     auth: Option<Arc<AuthState>>,
+    /// Set when the batch changed a namespace's usage or quota.
+    usage: Option<Arc<UsageMap>>,
     retired: Vec<u64>,
     answers: Vec<(FlareResponse, Option<Responder>)>,
     events: Vec<ChangeEvent>,
@@ -59,11 +64,11 @@ struct Applied {
 /// Applies `batch` in one `WriteBatch` (see the module comment).
 fn apply_batch(
     db: &DB,
-    (registry, auth): (Registry, Arc<AuthState>),
+    (registry, auth, usage): (Registry, Arc<AuthState>, Arc<UsageMap>),
     leases_live: bool,
     batch: Vec<EntryResponder<TypeConfig>>,
 ) -> Result<Applied, StoreError> {
-    let mut ab = ApplyBatch::new(db, registry).with_auth(auth);
+    let mut ab = ApplyBatch::new(db, registry).with_auth(auth).with_usage(usage);
     if !leases_live {
         ab = ab.without_leases();
     }
@@ -94,10 +99,16 @@ fn apply_batch(
     if let Some(auth) = &auth {
         sm_meta::put_auth(db, &mut ab.batch, auth)?;
     }
+    for id in &ab.usage_changed {
+        if let Some(u) = ab.usage.get(id) {
+            sm_meta::put_usage(db, &mut ab.batch, *id, u)?;
+        }
+    }
+    let usage = (!ab.usage_changed.is_empty()).then(|| ab.usage.clone());
     db.write(ab.batch)?;
     let last = last.map_or(0, |l| l.index);
     let leases = std::mem::take(&mut ab.leases.changes);
-    Ok(Applied { registry: ab.registry, auth, retired: ab.retired, answers, events: ab.events, leases, last })
+    Ok(Applied { registry: ab.registry, auth, usage, retired: ab.retired, answers, events: ab.events, leases, last })
 }
 
 /// Whether applying the entry iterates a key range (a transaction's
@@ -122,6 +133,8 @@ pub struct SmShared {
     pub registry: RwLock<Registry>,
     /// Users, roles and the auth switch; replaced whole on each change.
     pub auth: RwLock<Arc<AuthState>>,
+    /// Usage and quota per namespace id, as applied.
+    pub usage: RwLock<Arc<UsageMap>>,
     /// Node ids removed from the cluster (never reused).
     pub retired: RwLock<BTreeSet<u64>>,
     /// Set by a manual snapshot request (Admin/Snapshot): openraft asks the
@@ -154,6 +167,14 @@ impl SmShared {
         *self.auth.write().unwrap_or_else(|p| p.into_inner()) = a;
     }
 
+    pub fn usage(&self) -> Arc<UsageMap> {
+        self.usage.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_usage(&self, u: Arc<UsageMap>) {
+        *self.usage.write().unwrap_or_else(|p| p.into_inner()) = u;
+    }
+
     pub fn is_retired(&self, id: u64) -> bool {
         self.retired.read().unwrap_or_else(|p| p.into_inner()).contains(&id)
     }
@@ -177,12 +198,13 @@ impl StateMachine {
     /// deleting snapshot files CURRENT does not name.
     pub async fn open(db: Arc<DB>, snapshots: SnapshotDir) -> Result<Self, StoreError> {
         let (d, s) = (db.clone(), snapshots.clone());
-        let (registry, retired, applied, leases, auth) = blocking(move || {
+        let (registry, retired, applied, leases, (auth, usage)) = blocking(move || {
             s.recover(&d)?;
             let applied = sm_meta::read_last_applied(&d)?.map_or(0, |l| l.index);
             history::init_floor(&d, applied)?;
             let (registry, retired) = (sm_meta::load_registry(&d)?, sm_meta::load_retired(&d)?);
-            Ok((registry, retired, applied, lease::load_leases(&d)?, sm_meta::load_auth(&d)?))
+            let meta = (sm_meta::load_auth(&d)?, sm_meta::load_usage(&d)?);
+            Ok((registry, retired, applied, lease::load_leases(&d)?, meta))
         })
         .await?;
         let table = LeaseTable::default();
@@ -190,6 +212,7 @@ impl StateMachine {
         let shared = SmShared {
             registry: RwLock::new(registry),
             auth: RwLock::new(Arc::new(auth)),
+            usage: RwLock::new(Arc::new(usage)),
             retired: RwLock::new(retired),
             force_snapshot: AtomicBool::new(false),
             watch: WatchHub::new(applied, WatchLimits::default()),
@@ -242,7 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if batch.is_empty() {
             return Ok(());
         }
-        let registry = (self.shared.registry().clone(), self.shared.auth());
+        let registry = (self.shared.registry().clone(), self.shared.auth(), self.shared.usage());
         let leases_live = !self.shared.leases.is_empty();
         let payload: usize = batch
             .iter()
@@ -263,6 +286,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.shared.set_registry(applied.registry);
         if let Some(auth) = applied.auth {
             self.shared.set_auth(auth);
+        }
+        if let Some(usage) = applied.usage {
+            self.shared.set_usage(usage);
         }
         if !applied.retired.is_empty() {
             self.shared.retired.write().unwrap_or_else(|p| p.into_inner()).extend(applied.retired);
@@ -305,7 +331,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
         let started = std::time::Instant::now();
         let (db, dir, meta_c) = (self.db.clone(), self.snapshots.clone(), meta.clone());
-        let (registry, retired, leases, auth) = blocking(move || {
+        let (registry, retired, leases, (auth, usage)) = blocking(move || {
             let meta = meta_c;
             // A received file; our own checkpoint only if openraft restores from it.
             let path = snapshot.file_path()?;
@@ -314,11 +340,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // deletes one that was not (see `SnapshotFile`).
             drop(snapshot);
             let (registry, retired) = (sm_meta::load_registry(&db)?, sm_meta::load_retired(&db)?);
-            Ok((registry, retired, lease::load_leases(&db)?, sm_meta::load_auth(&db)?))
+            let meta = (sm_meta::load_auth(&db)?, sm_meta::load_usage(&db)?);
+            Ok((registry, retired, lease::load_leases(&db)?, meta))
         })
         .await?;
         self.shared.set_registry(registry);
         self.shared.set_auth(Arc::new(auth));
+        self.shared.set_usage(Arc::new(usage));
         self.shared.set_retired(retired);
         self.shared.leases.load(leases, std::time::Instant::now());
         self.applied_bytes.reset();

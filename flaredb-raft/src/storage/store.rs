@@ -174,6 +174,7 @@ impl Store {
         super::sm_meta::load_registry(&self.db)?;
         super::sm_meta::load_retired(&self.db)?;
         super::sm_meta::load_auth(&self.db)?;
+        super::sm_meta::load_usage(&self.db)?;
         super::lease::load_leases(&self.db)?;
         LogStore::seed(&self.db, &last, vote)
     }

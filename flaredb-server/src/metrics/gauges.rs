@@ -24,6 +24,10 @@ pub struct Gauges {
     watchers: IntGauge,
     leases: IntGauge,
     namespaces: IntGauge,
+    namespace_keys: IntGaugeVec,
+    namespace_bytes: IntGaugeVec,
+    namespace_max_keys: IntGaugeVec,
+    namespace_max_bytes: IntGaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -82,6 +86,10 @@ impl Gauges {
             watchers: gauge(r, "watchers", "Watch streams open on this node"),
             leases: gauge(r, "leases", "Leases that exist (as applied here)"),
             namespaces: gauge(r, "namespaces", "Namespaces that exist"),
+            namespace_keys: gauge_vec(r, "namespace_keys", "Live keys per namespace", "namespace"),
+            namespace_bytes: gauge_vec(r, "namespace_bytes", "Bytes of keys plus values per namespace", "namespace"),
+            namespace_max_keys: gauge_vec(r, "namespace_max_keys", "Key quota per namespace (0: none)", "namespace"),
+            namespace_max_bytes: gauge_vec(r, "namespace_max_bytes", "Byte quota per namespace (0: none)", "namespace"),
         }
     }
 
@@ -119,6 +127,15 @@ impl Gauges {
         }
         self.watchers.set(i(node.watch_hub().watchers() as u64));
         self.leases.set(i(node.lease_count() as u64));
-        self.namespaces.set(i(node.namespaces().len() as u64));
+        let namespaces = node.namespaces();
+        self.namespaces.set(i(namespaces.len() as u64));
+        for ns in &namespaces {
+            let u = node.namespace_usage(ns.id);
+            let l = [ns.name.as_str()];
+            self.namespace_keys.with_label_values(&l).set(i(u.keys));
+            self.namespace_bytes.with_label_values(&l).set(i(u.bytes));
+            self.namespace_max_keys.with_label_values(&l).set(i(u.max_keys));
+            self.namespace_max_bytes.with_label_values(&l).set(i(u.max_bytes));
+        }
     }
 }

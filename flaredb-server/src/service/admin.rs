@@ -34,8 +34,17 @@ fn mode_to_pb(m: ns::Mode) -> NamespaceMode {
     }
 }
 
-fn info_to_pb(i: &Info) -> NamespaceInfo {
-    NamespaceInfo { name: i.name.clone(), id: i.id, mode: mode_to_pb(i.mode) as i32 }
+fn info_to_pb(ctx: &Ctx, i: &Info) -> NamespaceInfo {
+    let u = ctx.node.namespace_usage(i.id);
+    NamespaceInfo {
+        name: i.name.clone(),
+        id: i.id,
+        mode: mode_to_pb(i.mode) as i32,
+        max_keys: u.max_keys,
+        max_bytes: u.max_bytes,
+        keys: u.keys,
+        bytes: u.bytes,
+    }
 }
 
 /// Every member with the leader's view of its matched index.
@@ -116,7 +125,7 @@ impl Admin for AdminService {
             pb::command::Cmd::CreateNamespace(pb::CreateNamespace { name: req.into_inner().name, mode: mode as i32 });
         match ctx.propose(cmd).await? {
             FlareResponse::Namespace { info, created } => {
-                Ok(Response::new(CreateNamespaceResponse { namespace: Some(info_to_pb(&info)), created }))
+                Ok(Response::new(CreateNamespaceResponse { namespace: Some(info_to_pb(ctx, &info)), created }))
             }
             other => Err(unexpected(other)),
         }
@@ -129,8 +138,46 @@ impl Admin for AdminService {
         // With auth on, a user sees the namespaces it has a right on.
         let who = self.ctx.gate.user(&req)?;
         let visible = |i: &&Info| who.as_ref().is_none_or(|(user, state)| state.sees(user, &i.name));
-        let namespaces = self.ctx.node.namespaces().iter().filter(visible).map(info_to_pb).collect();
+        let namespaces = self.ctx.node.namespaces().iter().filter(visible).map(|i| info_to_pb(&self.ctx, i)).collect();
         Ok(Response::new(ListNamespacesResponse { namespaces }))
+    }
+
+    async fn set_namespace_quota(
+        &self,
+        req: Request<SetNamespaceQuotaRequest>,
+    ) -> Result<Response<SetNamespaceQuotaResponse>, Status> {
+        let ctx = &self.ctx;
+        let name = ns::canonical_name(&req.get_ref().namespace).to_string();
+        ns::validate_name(&name).map_err(Status::invalid_argument)?;
+        // Quotas protect the cluster from a tenant: ADMIN on one namespace
+        // must not let it raise its own, so this is cluster admin.
+        ctx.gate.check(&req, Scope::Cluster, &[Need::Admin])?;
+        let req = match ctx
+            .forward(req, ctx.timeout, |ch, q| async move { AdminClient::new(ch).set_namespace_quota(q).await })
+            .await
+        {
+            Ok(forwarded) => return forwarded,
+            Err(req) => req,
+        };
+        let r = req.into_inner();
+        let missing =
+            || Status::not_found(format!("namespace {name:?} does not exist: create it first (Admin/CreateNamespace)"));
+        if ctx.node.namespaces().iter().all(|i| i.name != name) {
+            return Err(missing());
+        }
+        let cmd = pb::command::Cmd::SetQuota(pb::SetQuota {
+            namespace: name.clone(),
+            max_keys: r.max_keys,
+            max_bytes: r.max_bytes,
+        });
+        match ctx.propose(cmd).await {
+            Ok(FlareResponse::QuotaSet) => {}
+            Err(s) if s.code() == tonic::Code::NotFound => return Err(missing()),
+            Err(s) => return Err(s),
+            Ok(other) => return Err(unexpected(other)),
+        }
+        let info = ctx.node.namespaces().into_iter().find(|i| i.name == name).ok_or_else(missing)?;
+        Ok(Response::new(SetNamespaceQuotaResponse { namespace: Some(info_to_pb(ctx, &info)) }))
     }
 
     async fn add_learner(&self, req: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {

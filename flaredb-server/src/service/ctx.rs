@@ -155,6 +155,7 @@ impl Ctx {
             Ok(Ok((FlareResponse::Rejected(r), _))) => Err(status::rejection(r)),
             Ok(Ok((FlareResponse::StaleWrite { sequence, oldest }, _))) => Err(status::stale_write(sequence, oldest)),
             Ok(Ok((FlareResponse::LeaseNotFound { id }, _))) => Err(status::lease_not_found(id)),
+            Ok(Ok((FlareResponse::QuotaExceeded(q), _))) => Err(status::quota_exceeded(q)),
             Ok(Ok((resp, _))) => Ok(resp),
             Ok(Err(e)) => Err(status::write_error(e)),
             Err(_) => Err(status::write_timeout(self.timeout)),

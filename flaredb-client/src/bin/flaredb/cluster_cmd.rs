@@ -25,7 +25,32 @@ pub enum NsCmd {
     /// Lists the namespaces: name, id and mode, tab-separated
     /// (JSON: an array of {"name", "id", "mode"}).
     List,
+    /// Each namespace's usage and quota: NAME, KEYS, MAX_KEYS, BYTES,
+    /// MAX_BYTES (- for no limit). JSON: an array of {"name", "keys",
+    /// "max_keys", "bytes", "max_bytes"} (0 = no limit).
+    Usage,
+    /// Sets namespace NAME's quota: at most --max-keys live keys and
+    /// --max-bytes bytes of keys plus values (0 = no limit; an option left out
+    /// is 0). A write past it fails (RESOURCE_EXHAUSTED); deletes always work.
+    Quota {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        max_keys: u64,
+        #[arg(long, default_value_t = 0)]
+        max_bytes: u64,
+    },
 }
+
+fn usage_json(n: &pb::NamespaceInfo) -> Value {
+    json!({"name": n.name, "keys": n.keys, "max_keys": n.max_keys, "bytes": n.bytes, "max_bytes": n.max_bytes})
+}
+
+fn usage_row(n: &pb::NamespaceInfo) -> Vec<String> {
+    let limit = |v: u64| if v == 0 { "-".to_string() } else { v.to_string() };
+    vec![n.name.clone(), n.keys.to_string(), limit(n.max_keys), n.bytes.to_string(), limit(n.max_bytes)]
+}
+
+const USAGE_HEADER: [&str; 5] = ["NAME", "KEYS", "MAX_KEYS", "BYTES", "MAX_BYTES"];
 
 #[derive(Subcommand)]
 pub enum MemberCmd {
@@ -73,6 +98,22 @@ pub async fn ns(client: &RdbClient, out: Output, cmd: NsCmd) -> Result<ExitCode,
                 print_json(&ns_json(&n));
             } else {
                 println!("{} id {}", n.name, n.id);
+            }
+        }
+        NsCmd::Usage => {
+            let list = client.list_namespaces().await?;
+            if out.json() {
+                print_json(&Value::Array(list.iter().map(usage_json).collect()));
+            } else {
+                print_table(&USAGE_HEADER, &list.iter().map(usage_row).collect::<Vec<_>>());
+            }
+        }
+        NsCmd::Quota { name, max_keys, max_bytes } => {
+            let n = client.set_namespace_quota(&name, max_keys, max_bytes).await?;
+            if out.json() {
+                print_json(&usage_json(&n));
+            } else {
+                print_table(&USAGE_HEADER, &[usage_row(&n)]);
             }
         }
         NsCmd::List => {
