@@ -92,8 +92,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         corruption,
         watch_progress_ms: cfg.watch.progress_ms,
         disk: crate::disk_guard::DiskGuard::start(cfg.data_dir.clone(), cfg.min_free_disk_bytes),
-        // Certificates name users only where the public listener verifies them.
-        gate: crate::auth::gate::Gate::new(node.clone(), cfg.tls.public.as_ref().is_some_and(|t| t.ca.is_some())),
+        // Certificates name users only where the operator asked for client
+        // certificates (--client-cert-auth): --trusted-ca alone is also what
+        // forwarding needs, and must not make every certificate of that CA a login.
+        gate: crate::auth::gate::Gate::new(
+            node.clone(),
+            cfg.tls.public.as_ref().is_some_and(|t| t.require_client_cert),
+        ),
         token_ttl: Duration::from_secs(cfg.auth_token_ttl_secs),
     });
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");

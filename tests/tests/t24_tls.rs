@@ -305,7 +305,7 @@ async fn client_certificates_are_required_when_asked_for_and_renewed_certificate
 async fn a_client_certificate_names_its_user_once_auth_is_enabled() {
     use flaredb_client::{ClientError, PermissionType};
     let pki = Pki::new();
-    let c = start_tls_cluster(&pki, &[]);
+    let c = start_tls_cluster(&pki, &["--client-cert-auth", "true"]);
     let alice = tls_client(&pki, &c.public, true);
     leader_of(&alice).await;
     // Auth is off: anyone may set it up. "alice" (the CN of client.pem) has no password.
@@ -323,10 +323,12 @@ async fn a_client_certificate_names_its_user_once_auth_is_enabled() {
     }
     let denied = alice.namespace("other").cas_put("k", "v", 0).await.unwrap_err();
     assert!(matches!(&denied, ClientError::PermissionDenied(m) if m.contains("alice")), "{denied:?}");
-    // Without a certificate there is no user; a certificate-only user has no password.
-    let anonymous = tls_client(&pki, &c.public, false).namespace("app");
-    assert!(matches!(anonymous.cas_get("k").await, Err(ClientError::Unauthenticated(_))));
-    let config = test_client_config().with_tls_files(&pki.path("ca.pem"), None).unwrap().with_user("alice", "");
-    let by_password = RdbClient::with_config(c.public.clone(), config).unwrap();
-    assert!(matches!(by_password.namespace("app").cas_get("k").await, Err(ClientError::Unauthenticated(_))));
+    // A certificate-only user has no password: signing in by password fails.
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pki.read("ca.pem")))
+        .identity(Identity::from_pem(pki.read("client.pem"), pki.read("client-key.pem")));
+    let ep = Endpoint::from_shared(format!("https://{}", c.public[0])).unwrap().tls_config(tls).unwrap();
+    let mut auth = flaredb_proto::v1::auth_client::AuthClient::new(ep.connect().await.unwrap());
+    let ask = flaredb_proto::v1::AuthenticateRequest { name: "alice".into(), password: String::new() };
+    assert_eq!(auth.authenticate(ask).await.unwrap_err().code(), tonic::Code::Unauthenticated);
 }

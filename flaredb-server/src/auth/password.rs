@@ -12,10 +12,34 @@ use tonic::Status;
 /// Longest password accepted (Argon2 takes any length; this bounds the work).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// Argon2 runs at once at most (each takes ~19 MiB and a core for tens of
+/// ms): a flood of sign-ins waits here instead of filling the blocking pool
+/// that storage also uses, and is refused past a short wait.
+static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn slot() -> Result<tokio::sync::SemaphorePermit<'static>, Status> {
+    match tokio::time::timeout(SLOT_WAIT, SLOTS.acquire()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(Status::resource_exhausted("too many password checks at once; retry shortly")),
+    }
+}
+
+/// Checked in place of a missing hash, so that an unknown or certificate-only
+/// user costs as much as a wrong password (no user enumeration by timing).
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default().hash_password(b"not a password", &salt).map(|h| h.to_string()).unwrap_or_default()
+    })
+}
+
 pub async fn hash(password: String) -> Result<String, Status> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(Status::invalid_argument(format!("password is limited to {MAX_PASSWORD_BYTES} bytes")));
     }
+    let _slot = slot().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -28,17 +52,21 @@ pub async fn hash(password: String) -> Result<String, Status> {
 }
 
 /// Whether `password` matches `phc`. An empty or unreadable hash matches
-/// nothing (a certificate-only user has no password).
-pub async fn verify(password: String, phc: String) -> bool {
-    if phc.is_empty() || password.len() > MAX_PASSWORD_BYTES {
-        return false;
+/// nothing (a certificate-only user has no password), after the same work.
+/// RESOURCE_EXHAUSTED when too many checks are already running.
+pub async fn verify(password: String, phc: String) -> Result<bool, Status> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Ok(false);
     }
-    tokio::task::spawn_blocking(move || {
+    let _slot = slot().await?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let real = !phc.is_empty();
+        let phc = if real { phc } else { dummy_hash().to_string() };
         let Ok(parsed) = PasswordHash::new(&phc) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && real
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -49,11 +77,12 @@ mod tests {
     async fn a_hash_checks_its_password_only() {
         let h = hash("s3cret".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(verify("s3cret".into(), h.clone()).await);
-        assert!(!verify("s3cret ".into(), h.clone()).await);
-        assert!(!verify(String::new(), h).await);
-        assert!(!verify("x".into(), String::new()).await, "a certificate-only user has no password");
-        assert!(!verify("x".into(), "not a hash".into()).await);
+        assert!(verify("s3cret".into(), h.clone()).await.unwrap());
+        assert!(!verify("s3cret ".into(), h.clone()).await.unwrap());
+        assert!(!verify(String::new(), h).await.unwrap());
+        assert!(!verify("x".into(), String::new()).await.unwrap(), "a certificate-only user has no password");
+        assert!(!verify("not a password".into(), String::new()).await.unwrap(), "the dummy hash matches nothing");
+        assert!(!verify("x".into(), "not a hash".into()).await.unwrap());
         assert!(hash("a".repeat(MAX_PASSWORD_BYTES + 1)).await.is_err());
     }
 }

@@ -90,7 +90,7 @@ impl Auth for AuthService {
         let r = req.get_ref();
         name("user", &r.name)?;
         let hash = state.users.get(&r.name).map(|u| u.password_hash.clone()).unwrap_or_default();
-        if !password::verify(r.password.clone(), hash).await {
+        if !password::verify(r.password.clone(), hash).await? {
             if ctx.node.raft().is_leader() || is_forwarded(&req) {
                 tracing::info!(user = %r.name, "authentication failed");
                 return Err(Status::unauthenticated("wrong user name or password"));
@@ -99,7 +99,7 @@ impl Auth for AuthService {
             let r = forward_or_serve!(ctx, req, authenticate);
             let state = self.current().await?;
             let hash = state.users.get(&r.name).map(|u| u.password_hash.clone()).unwrap_or_default();
-            if !state.enabled || !password::verify(r.password, hash).await {
+            if !state.enabled || !password::verify(r.password, hash).await? {
                 tracing::info!(user = %r.name, "authentication failed");
                 return Err(Status::unauthenticated("wrong user name or password"));
             }

@@ -17,7 +17,9 @@ pub fn needs(r: &v1::TxnRequest) -> Vec<flaredb_raft::auth::Need> {
     use flaredb_raft::auth::Need;
     let ops = || r.success.iter().chain(&r.failure).filter_map(|o| o.op.as_ref());
     let mut needs = Vec::with_capacity(2);
-    if !r.compares.is_empty() || ops().any(|o| matches!(o, OpKind::Get(_))) {
+    // An empty transaction still tells whether the namespace exists: READ.
+    let empty = r.compares.is_empty() && ops().next().is_none();
+    if empty || !r.compares.is_empty() || ops().any(|o| matches!(o, OpKind::Get(_))) {
         needs.push(Need::Read);
     }
     if ops().any(|o| !matches!(o, OpKind::Get(_))) {
