@@ -137,13 +137,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let per_conn = Some(cfg.max_requests_per_connection);
     let public = routes::public(ctx, peer_listener.is_none()).await?;
     let served = match peer_listener {
-        None => serve(cfg.id, public, public_listener, public_tls, (layer, per_conn), shutdown).await,
+        None => serve(&node, public, public_listener, public_tls, (layer, per_conn), shutdown).await,
         Some(peer_listener) => {
             let peer = routes::peer(node.clone());
             tokio::try_join!(
-                serve(cfg.id, public, public_listener, public_tls, (layer.clone(), per_conn), shutdown.clone()),
+                serve(&node, public, public_listener, public_tls, (layer.clone(), per_conn), shutdown.clone()),
                 // Raft between peers is not a client: one connection carries every replication stream.
-                serve(cfg.id, peer, peer_listener, peer_tls, (layer, None), shutdown),
+                serve(&node, peer, peer_listener, peer_tls, (layer, None), shutdown),
             )
             .map(|_| ())
         }
@@ -200,7 +200,7 @@ fn warn_if_exposed(cfg: &Config) {
 
 /// Serves `routes` on `listener` (over TLS with `tls`) until `shutdown`.
 async fn serve(
-    id: u64,
+    node: &Arc<FlareNode>,
     routes: Routes,
     listener: TcpListener,
     tls: Option<Reloading>,
@@ -208,17 +208,17 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     match tls {
-        Some(tls) => serve_on(id, routes, tls::incoming(listener, tls), metrics, shutdown).await,
+        Some(tls) => serve_on(node.clone(), routes, tls::incoming(listener, tls), metrics, shutdown).await,
         None => {
             let incoming =
                 TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30)));
-            serve_on(id, routes, incoming, metrics, shutdown).await
+            serve_on(node.clone(), routes, incoming, metrics, shutdown).await
         }
     }
 }
 
 async fn serve_on<I, IO, IE>(
-    id: u64,
+    node: Arc<FlareNode>,
     routes: Routes,
     incoming: I,
     (metrics, per_connection): (RpcMetricsLayer, Option<usize>),
@@ -243,7 +243,11 @@ where
         .http2_keepalive_timeout(Some(HTTP2_PING_TIMEOUT))
         // Error level so that the span exists under the default `warn`
         // filter: a warning inside a request then names its node and RPC.
-        .trace_fn(move |req| tracing::error_span!("rpc", node = id, path = %req.uri().path()))
+        // The term the request arrived in, so a log line names the leadership it happened under.
+        .trace_fn(move |req| {
+            let term = node.current_term();
+            tracing::error_span!("rpc", node = node.id(), term, path = %req.uri().path())
+        })
         .layer(size_limit::layer())
         .layer(metrics)
         .add_routes(routes)

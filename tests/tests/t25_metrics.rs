@@ -123,4 +123,23 @@ async fn json_logs_carry_the_node_id_and_an_exposed_raft_port_is_warned_about() 
     let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!((&v["level"], &v["span"]["id"]), (&serde_json::json!("WARN"), &serde_json::json!(4)), "{line}");
     assert!(v["fields"]["message"].as_str().unwrap().contains("without peer TLS"), "{line}");
+    // A line logged inside a request names the node, the term and the RPC.
+    let port = listen.rsplit(':').next().unwrap();
+    let client =
+        flaredb_client::RdbClient::with_config([format!("127.0.0.1:{port}")], flaredb_tests::test_client_config())
+            .unwrap();
+    client.user_add("root", "pw").await.unwrap();
+    client.auth_enable().await.unwrap();
+    let line = wait_until("the auth warning", DEADLINE, || async {
+        node.log_text().lines().find(|l| l.contains("auth enabled")).map(str::to_owned)
+    })
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let span = &v["span"];
+    assert_eq!(
+        (&span["node"], &span["path"]),
+        (&serde_json::json!(4), &serde_json::json!("/flaredb.v1.Auth/AuthEnable")),
+        "{line}"
+    );
+    assert!(span["term"].as_u64().is_some_and(|t| t >= 1), "{line}");
 }

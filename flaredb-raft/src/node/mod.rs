@@ -196,6 +196,11 @@ impl FlareNode {
     }
 
     /// A copy of openraft's current metrics.
+    /// The current term, without copying the rest of the metrics.
+    pub fn current_term(&self) -> u64 {
+        self.raft.metrics().borrow_watched().current_term
+    }
+
     pub fn metrics(&self) -> openraft::RaftMetrics<crate::TypeConfig> {
         self.raft.metrics().borrow_watched().clone()
     }
