@@ -5,7 +5,7 @@
 //! tokens signed by one node and accepted by the others; expiry; grpcurl
 //! and the CLI driving the Auth service.
 
-use std::{process::Command, time::Duration};
+use std::process::Command;
 
 use flaredb_client::{ClientError, NamespaceMode, PermissionType, RdbClient};
 use flaredb_proto::v1::{
@@ -535,13 +535,17 @@ async fn tokens_from_one_node_work_on_all_and_changes_take_effect_everywhere() {
     .await;
     let alice = RdbClient::with_config(c.endpoints(), test_client_config().with_user("alice", "pw")).unwrap();
     let app = alice.namespace("app");
-    for i in 0..3 {
-        app.cas_put(format!("renewed{i}"), "v", 0).await.unwrap();
-        if i < 2 {
-            tokio::time::sleep(Duration::from_millis(2_000)).await;
-        }
-    }
-    assert_eq!(app.scan_prefix("renewed").await.unwrap().len(), 3);
+    app.cas_put("renewed0", "v", 0).await.unwrap();
+    // A token taken now expires no earlier than the client's: once it is refused, so would the client's be.
+    let marker = token(&channel(1), "alice", "pw").await;
+    wait_until("a token of the client's age to expire", DEADLINE, || {
+        let mut kv = KvCasClient::new(channel(1));
+        let req = with_token(get("app"), Some(&marker));
+        async move { (kv.get(req).await.err()?.code() == Code::Unauthenticated).then_some(()) }
+    })
+    .await;
+    app.cas_put("renewed1", "v", 0).await.unwrap();
+    assert_eq!(app.scan_prefix("renewed").await.unwrap().len(), 2);
     assert!(matches!(alice.namespace("other").cas_get("x").await, Err(ClientError::PermissionDenied(_))));
     // Deleting the user ends its tokens at once; disabling auth opens the cluster.
     let t = token(&channel(1), "alice", "pw").await;

@@ -90,6 +90,17 @@ impl<'a> ApplyBatch<'a> {
         self.usage_changed.insert(id);
     }
 
+    /// Whether namespace `id` has a quota: only then is a write's growth
+    /// worked out before it is staged (a second read of the key otherwise).
+    pub(super) fn has_quota(&self, id: NamespaceId) -> bool {
+        self.usage.get(&id).is_some_and(|u| u.max_keys != 0 || u.max_bytes != 0)
+    }
+
+    /// Counts the removal of encoded `key` whose value had `old` bytes.
+    fn account_removed(&mut self, id: NamespaceId, key: &[u8], old: usize) {
+        self.account(id, -1, -((user_key_len(key) + old) as i64));
+    }
+
     /// Refuses growth of `ns` past its quota (the answer to send back).
     pub(super) fn admits(&self, ns: &NamespaceInfo, keys: i64, bytes: i64) -> Result<(), FlareResponse> {
         match self.usage.get(&ns.id) {
@@ -209,7 +220,7 @@ impl<'a> ApplyBatch<'a> {
     ) -> Result<(), StoreError> {
         self.attach(&key, 0)?;
         if let Some(old) = self.cas_value_len(&key)? {
-            self.account(ns.id, -1, -((user_key_len(&key) + old) as i64));
+            self.account_removed(ns.id, &key, old);
         }
         self.batch.delete_cf(cf(self.db, CF_CAS)?, &key);
         self.record(EventKind::Delete, ns, &key, Bytes::new(), index, prev)?;
@@ -308,7 +319,7 @@ impl<'a> ApplyBatch<'a> {
                 if c.lease_id != 0 && !self.lease_exists(c.lease_id)? {
                     return Ok(FlareResponse::LeaseNotFound { id: c.lease_id });
                 }
-                if let Some(ns) = &found {
+                if let Some(ns) = found.as_ref().filter(|ns| self.has_quota(ns.id)) {
                     let (k, b) = self.put_growth(&keys::encode(ns.id, &c.key), c.value.len(), true)?;
                     if let Err(refused) = self.admits(ns, k, b) {
                         return Ok(refused);
@@ -359,7 +370,7 @@ impl<'a> ApplyBatch<'a> {
                 let key = keys::encode(ns.id, &c.key);
                 let old = self.raw_value_len(&key)?;
                 if let Some(old) = old {
-                    self.account(ns.id, -1, -((user_key_len(&key) + old) as i64));
+                    self.account_removed(ns.id, &key, old);
                     self.batch.delete_cf(cf(self.db, CF_RAW)?, &key);
                     self.raw_overlay.insert(key, None);
                 }

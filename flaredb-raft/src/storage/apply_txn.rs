@@ -46,7 +46,7 @@ impl ApplyBatch<'_> {
         }
         // A quota is checked against the puts alone, each as if it ran first:
         // a delete in the same transaction does not make room.
-        if let Some(info) = &ns {
+        if let Some(info) = ns.as_ref().filter(|ns| self.has_quota(ns.id)) {
             let (mut keys_added, mut bytes_added) = (0i64, 0i64);
             for op in ops {
                 if let Some(Op::Put(p)) = &op.op {

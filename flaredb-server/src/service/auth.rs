@@ -89,7 +89,7 @@ impl Auth for AuthService {
         }
         let r = req.get_ref();
         name("user", &r.name)?;
-        let hash = state.users.get(&r.name).map(|u| u.password_hash.clone()).unwrap_or_default();
+        let hash = password_hash(&state, &r.name);
         if !password::verify(r.password.clone(), hash).await? {
             if ctx.node.raft().is_leader() || is_forwarded(&req) {
                 tracing::info!(user = %r.name, "authentication failed");
@@ -98,7 +98,7 @@ impl Auth for AuthService {
             // This node may not have applied a user just added: the leader decides.
             let r = forward_or_serve!(ctx, req, authenticate);
             let state = self.current().await?;
-            let hash = state.users.get(&r.name).map(|u| u.password_hash.clone()).unwrap_or_default();
+            let hash = password_hash(&state, &r.name);
             if !state.enabled || !password::verify(r.password, hash).await? {
                 tracing::info!(user = %r.name, "authentication failed");
                 return Err(Status::unauthenticated("wrong user name or password"));
@@ -245,6 +245,11 @@ impl Auth for AuthService {
         let state = self.ctx.node.auth();
         Ok(Response::new(AuthStatusResponse { enabled: state.enabled, revision: state.revision }))
     }
+}
+
+/// The stored hash of `user` (empty for an unknown or certificate-only user).
+fn password_hash(state: &AuthState, user: &str) -> String {
+    state.users.get(user).map(|u| u.password_hash.clone()).unwrap_or_default()
 }
 
 /// A token for `user`, good for the configured time.
