@@ -146,6 +146,7 @@ mod tests {
             cmd: Some(pb::command::Cmd::RawDelete(pb::RawDelete { target: None, key: b"k".to_vec().into() })),
             write_id: Some(pb::WriteId { client_id: "c".into(), sequence: 9 }),
             proposed_at_ms: 1_700_000_000_000,
+            user: "alice".into(),
         };
         for payload in
             [EntryPayload::Blank, EntryPayload::Normal(FlareRequest(cmd)), EntryPayload::Membership(membership())]

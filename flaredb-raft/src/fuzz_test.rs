@@ -361,10 +361,11 @@ fn command() -> impl Strategy<Value = pb::Command> {
     ];
     let write_id =
         option::of((".{0,8}", any::<u64>()).prop_map(|(client_id, sequence)| pb::WriteId { client_id, sequence }));
-    (option::of(cmd), write_id, any::<u64>()).prop_map(|(cmd, write_id, proposed_at_ms)| pb::Command {
+    (option::of(cmd), write_id, any::<u64>(), ".{0,8}").prop_map(|(cmd, write_id, proposed_at_ms, user)| pb::Command {
         cmd,
         write_id,
         proposed_at_ms,
+        user,
     })
 }
 

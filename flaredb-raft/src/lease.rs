@@ -6,7 +6,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -17,17 +17,25 @@ pub const MIN_TTL_SECS: i64 = 2;
 pub const MAX_TTL_SECS: i64 = 10 * 365 * 24 * 3600;
 
 /// A change of the lease table made by an applied entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseChange {
-    Granted { id: u64, ttl_secs: i64 },
-    Revoked { id: u64 },
+    /// `owner`: the user who granted it (empty when auth was off).
+    Granted {
+        id: u64,
+        ttl_secs: i64,
+        owner: Arc<str>,
+    },
+    Revoked {
+        id: u64,
+    },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Lease {
     ttl: Duration,
     ttl_secs: i64,
     deadline: Instant,
+    owner: Arc<str>,
 }
 
 #[derive(Debug, Default)]
@@ -49,9 +57,9 @@ impl Inner {
         }
     }
 
-    fn insert(&mut self, id: u64, ttl_secs: i64, now: Instant) {
+    fn insert(&mut self, id: u64, ttl_secs: i64, owner: Arc<str>, now: Instant) {
         let ttl = ttl_of(ttl_secs);
-        if let Some(old) = self.leases.insert(id, Lease { ttl, ttl_secs, deadline: now + ttl }) {
+        if let Some(old) = self.leases.insert(id, Lease { ttl, ttl_secs, deadline: now + ttl, owner }) {
             self.by_deadline.remove(&(old.deadline, id));
         }
         self.by_deadline.insert((now + ttl, id));
@@ -75,11 +83,13 @@ pub struct LeaseTable {
 }
 
 /// What the leader knows of one lease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseInfo {
     pub ttl_secs: i64,
     /// Time left before the leader expires it (zero once proposed for expiry).
     pub remaining: Duration,
+    /// Who granted it (empty when auth was off).
+    pub owner: Arc<str>,
 }
 
 impl LeaseTable {
@@ -87,12 +97,12 @@ impl LeaseTable {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the table with `leases` (id, TTL), every deadline at now + TTL
-    /// (at open and after a snapshot install).
-    pub fn load(&self, leases: impl IntoIterator<Item = (u64, i64)>, now: Instant) {
+    /// Replaces the table with `leases` (id, TTL, owner), every deadline at
+    /// now + TTL (at open and after a snapshot install).
+    pub fn load(&self, leases: impl IntoIterator<Item = (u64, i64, String)>, now: Instant) {
         let mut inner = Inner { led_term: self.lock().led_term, ..Inner::default() };
-        for (id, ttl_secs) in leases {
-            inner.insert(id, ttl_secs, now);
+        for (id, ttl_secs, owner) in leases {
+            inner.insert(id, ttl_secs, owner.into(), now);
         }
         *self.lock() = inner;
     }
@@ -103,9 +113,9 @@ impl LeaseTable {
         }
         let mut inner = self.lock();
         for c in changes {
-            match *c {
-                LeaseChange::Granted { id, ttl_secs } => inner.insert(id, ttl_secs, now),
-                LeaseChange::Revoked { id } => inner.remove(id),
+            match c {
+                LeaseChange::Granted { id, ttl_secs, owner } => inner.insert(*id, *ttl_secs, owner.clone(), now),
+                LeaseChange::Revoked { id } => inner.remove(*id),
             }
         }
     }
@@ -125,9 +135,14 @@ impl LeaseTable {
         if inner.expiring.contains(&id) {
             return None;
         }
-        let lease = *inner.leases.get(&id)?;
-        inner.set_deadline(id, now + lease.ttl);
-        Some(lease.ttl_secs)
+        let (ttl, ttl_secs) = inner.leases.get(&id).map(|l| (l.ttl, l.ttl_secs))?;
+        inner.set_deadline(id, now + ttl);
+        Some(ttl_secs)
+    }
+
+    /// Who granted lease `id`, if this node has it.
+    pub fn owner(&self, id: u64) -> Option<Arc<str>> {
+        self.lock().leases.get(&id).map(|l| l.owner.clone())
     }
 
     pub fn get(&self, id: u64, now: Instant) -> Option<LeaseInfo> {
@@ -135,7 +150,7 @@ impl LeaseTable {
         let l = inner.leases.get(&id)?;
         let remaining =
             if inner.expiring.contains(&id) { Duration::ZERO } else { l.deadline.saturating_duration_since(now) };
-        Some(LeaseInfo { ttl_secs: l.ttl_secs, remaining })
+        Some(LeaseInfo { ttl_secs: l.ttl_secs, remaining, owner: l.owner.clone() })
     }
 
     /// This node leads in `term`: the first call for a term restarts every
@@ -201,10 +216,14 @@ mod tests {
         base + Duration::from_secs(secs)
     }
 
+    fn granted(id: u64, ttl_secs: i64) -> LeaseChange {
+        LeaseChange::Granted { id, ttl_secs, owner: "".into() }
+    }
+
     #[test]
     fn expires_only_past_the_deadline_and_keep_alive_renews() {
         let (t, base) = (LeaseTable::default(), Instant::now());
-        t.apply(&[LeaseChange::Granted { id: 5, ttl_secs: 10 }, LeaseChange::Granted { id: 6, ttl_secs: 3 }], base);
+        t.apply(&[granted(5, 10), granted(6, 3)], base);
         assert!(t.take_expired(at(base, 2), 10).is_empty());
         assert_eq!(t.take_expired(at(base, 3), 10), [6]);
         // Proposed for expiry: neither renewed nor proposed again.
@@ -220,7 +239,9 @@ mod tests {
     #[test]
     fn a_new_leader_restarts_every_deadline() {
         let (t, base) = (LeaseTable::default(), Instant::now());
-        t.load([(1, 5), (2, 60)], base);
+        t.load([(1, 5, String::new()), (2, 60, "alice".into())], base);
+        assert_eq!(t.owner(2).as_deref(), Some("alice"));
+        assert_eq!(t.owner(3), None);
         assert_eq!(t.take_expired(at(base, 5), 10), [1]);
         t.lead(7, at(base, 5));
         assert_eq!(t.get(1, at(base, 5)).map(|l| l.remaining), Some(Duration::from_secs(5)));
@@ -236,7 +257,7 @@ mod tests {
     #[test]
     fn ttls_are_clamped_and_a_failed_expiry_is_released() {
         let (t, base) = (LeaseTable::default(), Instant::now());
-        t.apply(&[LeaseChange::Granted { id: 1, ttl_secs: 0 }], base);
+        t.apply(&[granted(1, 0)], base);
         assert_eq!(t.take_expired(at(base, MIN_TTL_SECS as u64), 10), [1]);
         t.release(&[1], at(base, 2));
         assert_eq!(t.get(1, at(base, 2)).map(|l| l.remaining), Some(Duration::from_secs(2)));

@@ -94,6 +94,15 @@ pub enum FlareResponse {
     LeaseNotFound {
         id: u64,
     },
+    /// A put or revoke named a lease another user granted: nothing applied.
+    LeaseNotOwned {
+        id: u64,
+    },
+    /// A write id whose client's session belongs to another user: nothing
+    /// applied, nothing of the session's answers shown.
+    SessionNotOwned {
+        client_id: String,
+    },
     /// A write id whose sequence is below its client's retained window:
     /// whether it applied is no longer known, and it is not applied now.
     StaleWrite {

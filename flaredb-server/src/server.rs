@@ -100,7 +100,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             cfg.tls.public.as_ref().is_some_and(|t| t.require_client_cert),
         ),
         token_ttl: Duration::from_secs(cfg.auth_token_ttl_secs),
+        raft_exposed: cfg.raft_exposed().filter(|_| !cfg.allow_auth_without_peer_tls),
     });
+    if let (Some(addr), true) = (cfg.raft_exposed(), node.auth().enabled) {
+        tracing::error!(
+            %addr,
+            "INSECURE: auth is enabled but the Raft transport is reachable without peer TLS: anyone who reaches \
+             it can rewrite the auth state and bypass every permission"
+        );
+    }
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
     // A leader hands over before the listeners close, so its peers and
     // clients can still reach it while the next leader takes over.
@@ -183,9 +191,7 @@ async fn hand_over(node: &FlareNode) {
 /// Anyone who can reach an address without TLS can use it; for the Raft
 /// transport that means deposing the leader or writing into a replica.
 fn warn_if_exposed(cfg: &Config) {
-    let exposed = |a: &SocketAddr| !a.ip().is_loopback();
-    let raft_addr = cfg.peer_listen.unwrap_or(cfg.listen);
-    if exposed(&raft_addr) && cfg.tls.peer.is_none() {
+    if let Some(raft_addr) = cfg.raft_exposed() {
         tracing::warn!(
             addr = %raft_addr,
             "INSECURE: the Raft transport listens on a non-loopback address without peer TLS: anyone who can \
@@ -193,7 +199,7 @@ fn warn_if_exposed(cfg: &Config) {
              --peer-key and --peer-trusted-ca"
         );
     }
-    if exposed(&cfg.listen) && cfg.tls.public.is_none() {
+    if !cfg.listen.ip().is_loopback() && cfg.tls.public.is_none() {
         tracing::warn!(addr = %cfg.listen, "the public address is not loopback and has no TLS (--cert, --key): traffic is in clear text");
     }
 }

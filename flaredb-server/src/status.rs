@@ -33,6 +33,28 @@ pub fn quota_exceeded(q: flaredb_raft::quota::QuotaExceeded) -> Status {
     s
 }
 
+pub fn lease_not_owned(id: u64) -> Status {
+    Status::permission_denied(format!(
+        "lease {id} was granted by another user: only its owner (or a cluster admin) may use, renew, read or revoke it"
+    ))
+}
+
+pub fn session_not_owned(client_id: &str) -> Status {
+    Status::permission_denied(format!(
+        "write_id.client_id {client_id:?} is another user's session: each client needs a client id of its own \
+         (a random one per client process)"
+    ))
+}
+
+pub fn raft_exposed(node: u64, addr: std::net::SocketAddr) -> Status {
+    Status::failed_precondition(format!(
+        "node {node} serves the Raft transport on {addr}, off loopback and without peer TLS: anyone who reaches that \
+         port could rewrite the auth state through Raft, so auth would protect nothing. Serve Raft with \
+         --peer-listen, --peer-cert, --peer-key and --peer-trusted-ca (mTLS), or, to accept the risk, set \
+         allow_auth_without_peer_tls = true in its config file"
+    ))
+}
+
 pub fn auth_rejection(r: AuthRejection) -> Status {
     let msg = r.to_string();
     match r {

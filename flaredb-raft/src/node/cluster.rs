@@ -51,9 +51,12 @@ impl FlareNode {
             return Err("Raft message without a cluster id".into());
         }
         let mut dir = self.data_dir.lock().unwrap_or_else(|p| p.into_inner());
+        // The ids go to this node's log only: the answer goes to whoever
+        // sent the message and must not tell a stranger the right id.
         dir.set_cluster_id(remote).map_err(|e| {
-            tracing::error!(error = %e, "refusing a Raft message from another cluster");
-            format!("{e} (is this node's data dir from another cluster?)")
+            tracing::error!(error = %e, "refusing a Raft message from another cluster (is this node's data dir from another cluster?)");
+            "refusing a Raft message for another cluster: the cluster ids differ (the receiving node's log names both)"
+                .to_string()
         })?;
         self.cluster.store(remote, Ordering::Relaxed);
         Ok(())

@@ -35,6 +35,11 @@ impl FlareNode {
         Ok(self.shared.leases.keep_alive(id, Instant::now()))
     }
 
+    /// Who granted lease `id` (empty: auth was off), as applied here.
+    pub fn lease_owner(&self, id: u64) -> Option<std::sync::Arc<str>> {
+        self.shared.leases.owner(id)
+    }
+
     /// What the leader knows of lease `id`, once caught up (ReadIndex).
     pub async fn lease_info(&self, id: u64) -> Result<Option<LeaseInfo>, NodeError> {
         self.linearize().await?;

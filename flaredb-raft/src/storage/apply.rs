@@ -57,6 +57,8 @@ pub struct ApplyBatch<'a> {
     /// namespaces in `usage_changed` are written with the batch.
     pub usage: Arc<BTreeMap<NamespaceId, NsUsage>>,
     pub usage_changed: BTreeSet<NamespaceId>,
+    /// The user the command being applied came from (empty: auth was off).
+    pub(super) user: String,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -75,6 +77,7 @@ impl<'a> ApplyBatch<'a> {
             auth_changed: false,
             usage: Arc::default(),
             usage_changed: BTreeSet::new(),
+            user: String::new(),
         }
     }
 
@@ -287,6 +290,7 @@ impl<'a> ApplyBatch<'a> {
     pub fn command(&mut self, index: u64, cmd: &pb::Command) -> Result<FlareResponse, StoreError> {
         let now = self.advance_clock(cmd.proposed_at_ms)?;
         let Some(c) = &cmd.cmd else { return Ok(FlareResponse::None) };
+        self.user.clone_from(&cmd.user);
         let id = cmd.write_id.as_ref().filter(|w| !w.client_id.is_empty() && session::deduplicates(c));
         if let Some(id) = id {
             if let Some(answered) = self.deduplicated(id)? {
@@ -318,6 +322,9 @@ impl<'a> ApplyBatch<'a> {
                 }
                 if c.lease_id != 0 && !self.lease_exists(c.lease_id)? {
                     return Ok(FlareResponse::LeaseNotFound { id: c.lease_id });
+                }
+                if c.lease_id != 0 && !self.may_use_lease(c.lease_id)? {
+                    return Ok(FlareResponse::LeaseNotOwned { id: c.lease_id });
                 }
                 if let Some(ns) = found.as_ref().filter(|ns| self.has_quota(ns.id)) {
                     let (k, b) = self.put_growth(&keys::encode(ns.id, &c.key), c.value.len(), true)?;
@@ -378,7 +385,7 @@ impl<'a> ApplyBatch<'a> {
             }
             Cmd::Txn(t) => self.txn(index, t),
             Cmd::LeaseGrant(g) => self.grant_lease(index, g.ttl_seconds),
-            Cmd::LeaseRevoke(r) => self.revoke_leases(index, &r.ids),
+            Cmd::LeaseRevoke(r) => self.revoke_leases(index, &r.ids, r.expired),
             Cmd::Auth(a) => {
                 let mut next = (*self.auth).clone();
                 let result = next.apply(a);

@@ -42,6 +42,9 @@ impl ApplyBatch<'_> {
                 if p.lease_id != 0 && !self.lease_exists(p.lease_id)? {
                     return Ok(FlareResponse::LeaseNotFound { id: p.lease_id });
                 }
+                if p.lease_id != 0 && !self.may_use_lease(p.lease_id)? {
+                    return Ok(FlareResponse::LeaseNotOwned { id: p.lease_id });
+                }
             }
         }
         // A quota is checked against the puts alone, each as if it ran first:

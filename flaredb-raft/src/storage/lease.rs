@@ -1,7 +1,8 @@
 //! Leases in `sm_meta`: the lease table, and which keys each lease holds.
 //!
 //! Keys:
-//! - `lease/{id}` → TTL in seconds (i64);
+//! - `lease/{id}` → TTL in seconds (i64), then the granting user's name
+//!   (none when auth was off);
 //! - `leasek/{id}{encoded cas key}` → empty: the keys attached to a lease;
 //! - `keyl/{encoded cas key}` → the lease id a key is attached to.
 //!
@@ -41,8 +42,8 @@ fn key_lease_key(key: &[u8]) -> Vec<u8> {
 /// What one apply batch has staged for leases, read before RocksDB.
 #[derive(Debug)]
 pub(super) struct LeaseOverlay {
-    /// Lease id → its TTL (granted here) or `None` (revoked here).
-    leases: HashMap<u64, Option<i64>>,
+    /// Lease id → its owner (granted here) or `None` (revoked here).
+    leases: HashMap<u64, Option<String>>,
     /// Encoded cas key → its lease (0 = none).
     key_lease: HashMap<Vec<u8>, u64>,
     /// `attached_key(id, key)` → attached or not.
@@ -75,13 +76,33 @@ impl ApplyBatch<'_> {
 
     /// Whether lease `id` exists as of this point of the batch.
     pub(super) fn lease_exists(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(self.lease_owner(id)?.is_some())
+    }
+
+    /// Who granted lease `id` (`Some("")` when auth was off), or `None` if
+    /// it does not exist as of this point of the batch.
+    fn lease_owner(&self, id: u64) -> Result<Option<String>, StoreError> {
         if let Some(staged) = self.leases.leases.get(&id) {
-            return Ok(staged.is_some());
+            return Ok(staged.clone());
         }
         if !self.leases.live {
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(self.db.get_pinned_cf(cf(self.db, CF_SM_META)?, lease_key(id))?.is_some())
+        match self.db.get_pinned_cf(cf(self.db, CF_SM_META)?, lease_key(id))? {
+            Some(raw) => Ok(Some(decode_lease(&raw)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the command's user may use lease `id` (attach keys to it or
+    /// revoke it): its owner or a cluster admin, or anyone when auth was
+    /// off for either. A lease that does not exist passes (the caller
+    /// answers "not found").
+    pub(super) fn may_use_lease(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(match self.lease_owner(id)? {
+            Some(owner) => self.auth.may_act_for(&owner, &self.user),
+            None => true,
+        })
     }
 
     /// The lease an encoded cas key is attached to (0 = none).
@@ -124,15 +145,28 @@ impl ApplyBatch<'_> {
     }
 
     pub(super) fn grant_lease(&mut self, index: u64, ttl_secs: i64) -> Result<FlareResponse, StoreError> {
-        self.batch.put_cf(cf(self.db, CF_SM_META)?, lease_key(index), ttl_secs.to_be_bytes());
-        self.leases.leases.insert(index, Some(ttl_secs));
-        self.leases.changes.push(LeaseChange::Granted { id: index, ttl_secs });
+        let owner = self.user.clone();
+        let value = [&ttl_secs.to_be_bytes()[..], owner.as_bytes()].concat();
+        self.batch.put_cf(cf(self.db, CF_SM_META)?, lease_key(index), value);
+        self.leases.changes.push(LeaseChange::Granted { id: index, ttl_secs, owner: owner.as_str().into() });
+        self.leases.leases.insert(index, Some(owner));
         self.leases.live = true;
         Ok(FlareResponse::LeaseGranted { id: index, ttl_secs })
     }
 
-    /// Revokes the leases of `ids` that exist, at log `index`, deleting their keys.
-    pub(super) fn revoke_leases(&mut self, index: u64, ids: &[u64]) -> Result<FlareResponse, StoreError> {
+    /// Revokes the leases of `ids` that exist, at log `index`, deleting their
+    /// keys. A client's revoke (not `expired`) must come from the owner.
+    pub(super) fn revoke_leases(
+        &mut self,
+        index: u64,
+        ids: &[u64],
+        expired: bool,
+    ) -> Result<FlareResponse, StoreError> {
+        for &id in ids.iter().filter(|_| !expired) {
+            if !self.may_use_lease(id)? {
+                return Ok(FlareResponse::LeaseNotOwned { id });
+            }
+        }
         let (mut revoked, mut deleted) = (0, 0);
         for &id in ids {
             if !self.lease_exists(id)? {
@@ -190,13 +224,21 @@ fn scan_prefix(db: &DB, prefix: &[u8]) -> Result<Vec<Pair>, StoreError> {
     Ok(out)
 }
 
-/// Every lease (id, TTL in seconds), for the in-memory table.
-pub fn load_leases(db: &DB) -> Result<Vec<(u64, i64)>, StoreError> {
+/// (TTL in seconds, owner) of a stored lease.
+fn decode_lease(raw: &[u8]) -> Result<(i64, String), StoreError> {
+    let ttl = be_u64("lease ttl", raw.get(..8).unwrap_or(raw))? as i64;
+    let owner = std::str::from_utf8(&raw[8..]).map_err(|e| StoreError::corrupt("lease owner", e))?;
+    Ok((ttl, owner.to_owned()))
+}
+
+/// Every lease (id, TTL in seconds, owner), for the in-memory table.
+pub fn load_leases(db: &DB) -> Result<Vec<(u64, i64, String)>, StoreError> {
     scan_prefix(db, LEASE_PREFIX)?
         .into_iter()
         .map(|(k, v)| {
             let id = be_u64("lease id", &k[LEASE_PREFIX.len()..])?;
-            Ok((id, be_u64("lease ttl", &v)? as i64))
+            let (ttl, owner) = decode_lease(&v)?;
+            Ok((id, ttl, owner))
         })
         .collect()
 }

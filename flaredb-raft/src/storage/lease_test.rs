@@ -35,10 +35,17 @@ impl Sm {
 
     /// Applies `cmds` as one batch at indexes `first..` and writes it.
     fn apply(&mut self, first: u64, cmds: Vec<Cmd>) -> Applied {
+        self.apply_as(first, cmds.into_iter().map(|c| ("", c)).collect())
+    }
+
+    /// `apply`, each command from its user (empty: auth off).
+    fn apply_as(&mut self, first: u64, cmds: Vec<(&str, Cmd)>) -> Applied {
         let mut b = ApplyBatch::new(&self.db, self.registry.clone());
         let answers = (first..)
             .zip(cmds)
-            .map(|(i, c)| b.command(i, &pb::Command { cmd: Some(c), ..Default::default() }).unwrap())
+            .map(|(i, (user, c))| {
+                b.command(i, &pb::Command { cmd: Some(c), user: user.into(), ..Default::default() }).unwrap()
+            })
             .collect();
         self.registry = b.registry;
         let (events, changes) = (b.events, b.leases.changes);
@@ -82,9 +89,9 @@ fn revoking_deletes_the_attached_keys_with_delete_events() {
     let mut sm = Sm::new();
     let a = sm.apply(10, vec![grant(5), put("a", 0, 10), put("b", 0, 10), put("c", 0, 0)]);
     assert_eq!(a.answers[0], FlareResponse::LeaseGranted { id: 10, ttl_secs: 5 });
-    assert_eq!(a.changes, [LeaseChange::Granted { id: 10, ttl_secs: 5 }]);
+    assert_eq!(a.changes, [LeaseChange::Granted { id: 10, ttl_secs: 5, owner: "".into() }]);
     assert_eq!(sm.keys_of(10), ["a", "b"]);
-    assert_eq!(lease::load_leases(&sm.db).unwrap(), [(10, 5)]);
+    assert_eq!(lease::load_leases(&sm.db).unwrap(), [(10, 5, String::new())]);
 
     let r = sm.apply(20, vec![revoke(&[10, 99])]);
     assert_eq!(r.answers, [FlareResponse::LeaseRevoked { revoked: 1, deleted: 2 }]);
@@ -179,4 +186,49 @@ fn a_batch_told_there_are_no_leases_skips_the_lookups() {
     // The same put in a normal batch detaches.
     sm.apply(5, vec![put("k", 3, 0)]);
     assert!(sm.keys_of(1).is_empty());
+}
+
+#[test]
+fn only_its_owner_or_an_admin_attaches_keys_to_a_lease_or_revokes_it() {
+    let mut sm = Sm::new();
+    let bobs_txn = Cmd::Txn(pb::Txn {
+        target: Some(pb::Target { namespace: "default".into(), auto_create: true }),
+        compares: vec![],
+        success: vec![txn_put("t", 2)],
+        failure: vec![],
+    });
+    let a = sm.apply_as(
+        2,
+        vec![
+            ("alice", grant(5)),
+            ("alice", put("a", 0, 2)),
+            ("bob", put("b", 0, 2)),
+            ("bob", bobs_txn),
+            ("bob", revoke(&[2])),
+        ],
+    );
+    assert_eq!(a.changes, [LeaseChange::Granted { id: 2, ttl_secs: 5, owner: "alice".into() }]);
+    assert!(matches!(a.answers[1], FlareResponse::Cas { success: true, .. }), "{:?}", a.answers[1]);
+    for refused in &a.answers[2..] {
+        assert_eq!(*refused, FlareResponse::LeaseNotOwned { id: 2 });
+    }
+    assert_eq!((sm.get("b"), sm.get("t"), sm.keys_of(2)), (None, None, vec!["a".to_string()]));
+    assert_eq!(lease::load_leases(&sm.db).unwrap(), [(2, 5, "alice".to_string())]);
+    // A cluster admin (root, added in the same batch) may revoke it.
+    let r = sm.apply_as(10, vec![("", root_add()), ("root", revoke(&[2]))]);
+    assert_eq!(r.answers[1], FlareResponse::LeaseRevoked { revoked: 1, deleted: 1 });
+    // So may the leader's expiry (no user).
+    sm.apply_as(20, vec![("alice", grant(5))]);
+    let expire = Cmd::LeaseRevoke(pb::LeaseRevoke { ids: vec![20], expired: true });
+    assert_eq!(sm.apply_as(21, vec![("", expire)]).answers, [FlareResponse::LeaseRevoked { revoked: 1, deleted: 0 }]);
+}
+
+fn root_add() -> Cmd {
+    Cmd::Auth(pb::AuthCommand {
+        op: Some(pb::auth_command::Op::UserAdd(pb::AuthUserRecord {
+            name: "root".into(),
+            password_hash: "h".into(),
+            roles: vec![],
+        })),
+    })
 }

@@ -8,7 +8,8 @@
 //!
 //! Keys:
 //! - `sess/{len}{client}{seq}` → the encoded `SessionReply`;
-//! - `sessm/{client}` → last seen (ms), highest sequence, window floor;
+//! - `sessm/{client}` → last seen (ms), highest sequence, window floor, then
+//!   the user the session belongs to (none when auth was off);
 //! - `clock` → the apply clock: the largest `proposed_at_ms` applied, so
 //!   time never goes back and every replica expires the same sessions at
 //!   the same entry.
@@ -59,26 +60,33 @@ fn meta_key(client: &str) -> Vec<u8> {
     [META_PREFIX, client.as_bytes()].concat()
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct SessionMeta {
     last_seen_ms: u64,
     max_seq: u64,
     /// Sequences below this have no stored answer.
     floor: u64,
+    /// The user whose writes made it (empty: auth was off); only they may
+    /// use its client id, so nobody replays another's stored answers.
+    owner: String,
 }
 
 impl SessionMeta {
-    fn encode(&self) -> [u8; 24] {
-        let mut b = [0u8; 24];
-        b[..8].copy_from_slice(&self.last_seen_ms.to_be_bytes());
-        b[8..16].copy_from_slice(&self.max_seq.to_be_bytes());
-        b[16..].copy_from_slice(&self.floor.to_be_bytes());
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(24 + self.owner.len());
+        b.extend_from_slice(&self.last_seen_ms.to_be_bytes());
+        b.extend_from_slice(&self.max_seq.to_be_bytes());
+        b.extend_from_slice(&self.floor.to_be_bytes());
+        b.extend_from_slice(self.owner.as_bytes());
         b
     }
 
     fn decode(raw: &[u8]) -> Result<Self, StoreError> {
         let field = |i: usize| be_u64("session", raw.get(i * 8..i * 8 + 8).unwrap_or_default());
-        Ok(Self { last_seen_ms: field(0)?, max_seq: field(1)?, floor: field(2)? })
+        let owner = std::str::from_utf8(raw.get(24..).unwrap_or_default())
+            .map_err(|e| StoreError::corrupt("session owner", e))?
+            .to_owned();
+        Ok(Self { last_seen_ms: field(0)?, max_seq: field(1)?, floor: field(2)?, owner })
     }
 }
 
@@ -121,20 +129,26 @@ impl ApplyBatch<'_> {
 
     fn session(&mut self, client: &str) -> Result<SessionMeta, StoreError> {
         if let Some(m) = self.sessions.metas.get(client) {
-            return Ok(*m);
+            return Ok(m.clone());
         }
         let m = match self.db.get_pinned_cf(cf(self.db, CF_SM_META)?, meta_key(client))? {
             Some(raw) => SessionMeta::decode(&raw)?,
             None => SessionMeta::default(),
         };
-        self.sessions.metas.insert(client.to_owned(), m);
+        self.sessions.metas.insert(client.to_owned(), m.clone());
         Ok(m)
     }
 
     /// The answer a write with `id` already got, if it was applied; a
-    /// refusal if its sequence is below the window.
+    /// refusal if its sequence is below the window or the session is
+    /// another user's.
     pub(super) fn deduplicated(&mut self, id: &pb::WriteId) -> Result<Option<FlareResponse>, StoreError> {
         let meta = self.session(&id.client_id)?;
+        // An unowned session (made with auth off) is adopted by its next
+        // writer (`remember`); an owned one stays its owner's.
+        if !meta.owner.is_empty() && !self.user.is_empty() && meta.owner != self.user {
+            return Ok(Some(FlareResponse::SessionNotOwned { client_id: id.client_id.clone() }));
+        }
         if id.sequence < meta.floor {
             return Ok(Some(FlareResponse::StaleWrite { sequence: id.sequence, oldest: meta.floor }));
         }
@@ -165,6 +179,9 @@ impl ApplyBatch<'_> {
         self.sessions.replies.insert(key, raw);
         meta.last_seen_ms = now;
         meta.max_seq = meta.max_seq.max(id.sequence);
+        if meta.owner.is_empty() {
+            meta.owner.clone_from(&self.user);
+        }
         let floor = meta.max_seq.saturating_sub(WINDOW);
         if floor >= meta.floor + FLOOR_STEP {
             self.batch.delete_range_cf(sm, reply_key(&id.client_id, meta.floor), reply_key(&id.client_id, floor));
@@ -187,11 +204,11 @@ impl ApplyBatch<'_> {
             let Some(client) = k.strip_prefix(META_PREFIX) else { break };
             let client = String::from_utf8_lossy(client).into_owned();
             // One staged in this batch is in use now.
-            let meta = match self.sessions.metas.get(&client) {
-                Some(m) => *m,
-                None => SessionMeta::decode(&v)?,
+            let last_seen_ms = match self.sessions.metas.get(&client) {
+                Some(m) => m.last_seen_ms,
+                None => SessionMeta::decode(&v)?.last_seen_ms,
             };
-            if meta.last_seen_ms.saturating_add(SESSION_TTL_MS) < now {
+            if last_seen_ms.saturating_add(SESSION_TTL_MS) < now {
                 expired.push(client);
             }
         }

@@ -15,6 +15,8 @@ struct Sm {
     db: Arc<DB>,
     registry: Registry,
     index: u64,
+    /// The user every command comes from (empty: auth off).
+    user: String,
 }
 
 fn put(key: &str, value: &str, expected: u64) -> Cmd {
@@ -36,7 +38,7 @@ impl Sm {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = db::open(&dir.path().join("db")).unwrap();
-        Self { _dir: dir, db, registry: Registry::new(), index: 0 }
+        Self { _dir: dir, db, registry: Registry::new(), index: 0, user: String::new() }
     }
 
     /// Applies commands (write id, clock) as one batch at the next indexes.
@@ -48,7 +50,8 @@ impl Sm {
             if self.index.is_multiple_of(session::EXPIRE_EVERY) {
                 b.expire_sessions().unwrap();
             }
-            out.push(b.command(self.index, &pb::Command { cmd: Some(c), write_id, proposed_at_ms: at }).unwrap());
+            let cmd = pb::Command { cmd: Some(c), write_id, proposed_at_ms: at, user: self.user.clone() };
+            out.push(b.command(self.index, &cmd).unwrap());
         }
         b.finish_sessions().unwrap();
         self.registry = b.registry;
@@ -147,4 +150,25 @@ fn idle_sessions_expire_by_the_replicated_clock() {
         sm.one(put("y", "v", 0), id("young", 1), t0),
         FlareResponse::Cas { success: true, current_version: 0, new_version: sm.index - 1 }
     );
+}
+
+#[test]
+fn a_session_is_its_users_alone_and_an_unowned_one_is_adopted() {
+    let mut sm = Sm::new();
+    // Made with auth off: unowned; alice's next write adopts it.
+    sm.one(put("k", "a", 0), id("c1", 1), 1_000);
+    sm.user = "alice".into();
+    let alices = sm.one(put("k", "b", 1), id("c1", 2), 1_001);
+    assert!(matches!(alices, FlareResponse::Cas { success: true, .. }), "{alices:?}");
+    // Bob may neither replay alice's answers nor write under her client id.
+    sm.user = "bob".into();
+    for seq in [2, 3] {
+        let refused = sm.one(put("k", "c", 2), id("c1", seq), 1_002);
+        assert_eq!(refused, FlareResponse::SessionNotOwned { client_id: "c1".into() });
+    }
+    assert_eq!(sm.version("k"), 2, "bob's write applied");
+    // Bob's own client id works; alice's retry still answers as first.
+    assert!(matches!(sm.one(put("k", "c", 2), id("c2", 1), 1_003), FlareResponse::Cas { success: true, .. }));
+    sm.user = "alice".into();
+    assert_eq!(sm.one(put("k", "b", 1), id("c1", 2), 1_004), alices);
 }

@@ -50,13 +50,46 @@ impl Gate {
 
     /// Refuses `req` unless auth is off or its user has every right in
     /// `needs` on `scope`. UNAUTHENTICATED: no usable identity;
-    /// PERMISSION_DENIED: a right is missing.
-    pub fn check<T>(&self, req: &Request<T>, scope: Scope<'_>, needs: &[Need]) -> Result<(), Status> {
+    /// PERMISSION_DENIED: a right is missing. The user's name, empty when
+    /// auth is off (what a command records as its user).
+    pub fn check<T>(&self, req: &Request<T>, scope: Scope<'_>, needs: &[Need]) -> Result<String, Status> {
         let state = self.node.auth();
         if !state.enabled {
-            return Ok(());
+            return Ok(String::new());
         }
-        let user = self.identify(&state, req)?;
+        self.allow(&state, &self.credential(req), token::now_ms(), scope, needs)
+    }
+
+    /// What `req` presents as its identity, kept by a stream to check again.
+    pub fn credential<T>(&self, req: &Request<T>) -> Credential {
+        match req.metadata().get(AUTHORIZATION) {
+            Some(v) => Credential::Header(v.clone()),
+            None if self.cert_users => cert_common_name(req).map_or(Credential::None, Credential::Cert),
+            None => Credential::None,
+        }
+    }
+
+    /// `check` again for an open stream (a watch, a keep-alive): the user
+    /// must still exist, the signing key be the same and the rights still be
+    /// there. The token's expiry counted when the stream opened, as in etcd:
+    /// a stream outlives its token, not its user's rights.
+    pub fn recheck(&self, cred: &Credential, scope: Scope<'_>, needs: &[Need]) -> Result<String, Status> {
+        let state = self.node.auth();
+        if !state.enabled {
+            return Ok(String::new());
+        }
+        self.allow(&state, cred, 0, scope, needs)
+    }
+
+    fn allow(
+        &self,
+        state: &AuthState,
+        cred: &Credential,
+        now_ms: u64,
+        scope: Scope<'_>,
+        needs: &[Need],
+    ) -> Result<String, Status> {
+        let user = identify(state, cred, now_ms)?;
         for &need in needs {
             let ok = match scope {
                 Scope::Namespace(ns) => state.permits(&user, Some(canonical_name(ns)), need),
@@ -67,7 +100,7 @@ impl Gate {
                 return Err(denied(&user, scope, need));
             }
         }
-        Ok(())
+        Ok(user)
     }
 
     /// The user `req` comes from; `None` when auth is off.
@@ -76,35 +109,7 @@ impl Gate {
         if !state.enabled {
             return Ok(None);
         }
-        Ok(Some((self.identify(&state, req)?, state)))
-    }
-
-    fn identify<T>(&self, state: &AuthState, req: &Request<T>) -> Result<String, Status> {
-        if let Some(v) = req.metadata().get(AUTHORIZATION) {
-            let v = v.to_str().map_err(|_| unauthenticated("the authorization header is not ASCII"))?;
-            let token = v
-                .strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .ok_or_else(|| unauthenticated("the authorization header must be `Bearer <token>`"))?;
-            let user = token::verify(&state.signing_key, token.trim(), token::now_ms()).map_err(unauthenticated)?;
-            if !state.users.contains_key(&user) {
-                return Err(unauthenticated(format!("user {user:?} no longer exists")));
-            }
-            return Ok(user);
-        }
-        if self.cert_users {
-            if let Some(cn) = cert_common_name(req) {
-                if !state.users.contains_key(&cn) {
-                    return Err(unauthenticated(format!(
-                        "the client certificate names user {cn:?}, who does not exist (add it with Auth/UserAdd)"
-                    )));
-                }
-                return Ok(cn);
-            }
-        }
-        Err(unauthenticated(
-            "auth is enabled: send `authorization: Bearer <token>` with a token from Auth/Authenticate",
-        ))
+        Ok(Some((identify(&state, &self.credential(req), token::now_ms())?, state)))
     }
 
     /// The authorization a request forwarded to the leader carries: the
@@ -120,6 +125,45 @@ impl Gate {
         let user = cert_common_name(req)?;
         let expires = token::now_ms() + FORWARD_TOKEN_TTL.as_millis() as u64;
         format!("Bearer {}", token::sign(&state.signing_key, &user, expires)).parse().ok()
+    }
+}
+
+/// What a request presents as its identity.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// The `authorization` header as sent.
+    Header(MetadataValue<Ascii>),
+    /// The CN of a verified client certificate (with --client-cert-auth).
+    Cert(String),
+    None,
+}
+
+/// The user `cred` names, if it holds up against `state` at `now_ms`.
+fn identify(state: &AuthState, cred: &Credential, now_ms: u64) -> Result<String, Status> {
+    match cred {
+        Credential::Header(v) => {
+            let v = v.to_str().map_err(|_| unauthenticated("the authorization header is not ASCII"))?;
+            let token = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .ok_or_else(|| unauthenticated("the authorization header must be `Bearer <token>`"))?;
+            let user = token::verify(&state.signing_key, token.trim(), now_ms).map_err(unauthenticated)?;
+            if !state.users.contains_key(&user) {
+                return Err(unauthenticated(format!("user {user:?} no longer exists")));
+            }
+            Ok(user)
+        }
+        Credential::Cert(cn) => {
+            if !state.users.contains_key(cn) {
+                return Err(unauthenticated(format!(
+                    "the client certificate names user {cn:?}, who does not exist (add it with Auth/UserAdd)"
+                )));
+            }
+            Ok(cn.clone())
+        }
+        Credential::None => Err(unauthenticated(
+            "auth is enabled: send `authorization: Bearer <token>` with a token from Auth/Authenticate",
+        )),
     }
 }
 

@@ -133,6 +133,7 @@ pub(super) struct FileConfig {
     pub max_requests_per_connection: Option<usize>,
     pub corruption_check_ms: Option<u64>,
     pub auth_token_ttl_secs: Option<u64>,
+    pub allow_auth_without_peer_tls: Option<bool>,
     pub watch_history_revisions: Option<u64>,
     pub watch_history_secs: Option<u64>,
     pub watch_history_check_ms: Option<u64>,

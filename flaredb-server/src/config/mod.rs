@@ -84,6 +84,19 @@ pub struct Config {
     pub corruption_check_ms: u64,
     /// How long a token from Auth/Authenticate is good for.
     pub auth_token_ttl_secs: u64,
+    /// Let AuthEnable through even though the Raft transport is reachable
+    /// off this machine without peer TLS (the operator accepts the risk).
+    pub allow_auth_without_peer_tls: bool,
+}
+
+impl Config {
+    /// The Raft transport's address when anyone off this machine can reach
+    /// it without a peer certificate: then whoever reaches it can rewrite the
+    /// replicated state, the auth record included.
+    pub fn raft_exposed(&self) -> Option<SocketAddr> {
+        let raft_addr = self.peer_listen.unwrap_or(self.listen);
+        (!raft_addr.ip().is_loopback() && self.tls.peer.is_none()).then_some(raft_addr)
+    }
 }
 
 /// Watch settings (TOML only).
@@ -226,6 +239,7 @@ impl Config {
                 Some(n) => n,
                 None => 300,
             },
+            allow_auth_without_peer_tls: file.allow_auth_without_peer_tls.unwrap_or(false),
         })
     }
 }

@@ -54,7 +54,7 @@ type Permission_ = flaredb_proto::v1::Permission;
 impl AuthService {
     /// Refuses unless auth is off or the caller is a cluster admin.
     fn admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        self.ctx.gate.check(req, Scope::Cluster, &[Need::Admin])
+        self.ctx.gate.check(req, Scope::Cluster, &[Need::Admin]).map(drop)
     }
 
     async fn change(&self, op: pb::auth_command::Op) -> Result<Response<AuthChangeResponse>, Status> {
@@ -222,6 +222,10 @@ impl Auth for AuthService {
 
     async fn auth_enable(&self, req: Request<AuthEnableRequest>) -> Result<Response<AuthChangeResponse>, Status> {
         self.admin(&req)?;
+        // Checked on the node asked and again on the leader.
+        if let Some(addr) = self.ctx.raft_exposed {
+            return Err(status::raft_exposed(self.ctx.node.id(), addr));
+        }
         forward_or_serve!(self.ctx, req, auth_enable);
         let key: [u8; rules::SIGNING_KEY_BYTES] = rand::random();
         let answer = self.change(pb::auth_command::Op::AuthEnable(key.to_vec().into())).await;

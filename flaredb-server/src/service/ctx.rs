@@ -39,6 +39,10 @@ pub struct Ctx {
     /// Who sends each request, and whether they may (auth/gate.rs).
     pub gate: crate::auth::gate::Gate,
     pub token_ttl: Duration,
+    /// The Raft transport's address if it is reachable off this machine
+    /// without peer TLS and the operator did not accept that: AuthEnable is
+    /// refused, since auth could be bypassed through Raft.
+    pub raft_exposed: Option<std::net::SocketAddr>,
 }
 
 impl Ctx {
@@ -131,22 +135,24 @@ impl Ctx {
     /// Replicates `cmd`. A deadline without commit, or a fatal error after
     /// proposing, answers that the outcome is unknown.
     pub async fn propose(&self, cmd: pb::command::Cmd) -> Result<FlareResponse, Status> {
-        self.propose_once(cmd, None).await
+        self.propose_once(cmd, None, String::new()).await
     }
 
     /// `propose` for a write carrying a write id: a retry of one that
-    /// applied answers what it answered then.
+    /// applied answers what it answered then. `user` (from `Gate::check`,
+    /// empty when auth is off) owns the leases and sessions it makes.
     pub async fn propose_once(
         &self,
         cmd: pb::command::Cmd,
         write_id: Option<flaredb_proto::v1::WriteId>,
+        user: String,
     ) -> Result<FlareResponse, Status> {
         if let Some(why) = self.node.storage_failure() {
             return Err(status::storage_failed(&why));
         }
         self.disk.check(&cmd)?;
         let write_id = write_id.map(|w| pb::WriteId { client_id: w.client_id, sequence: w.sequence });
-        let fut = self.node.propose(pb::Command { cmd: Some(cmd), write_id, ..Default::default() });
+        let fut = self.node.propose(pb::Command { cmd: Some(cmd), write_id, user, ..Default::default() });
         let answer = tokio::time::timeout(self.timeout, fut).await;
         if let (Ok(Ok(_)), Some(delay)) = (&answer, self.node.faults().and_then(|f| f.take_reply_delay())) {
             tokio::time::sleep(delay).await;
@@ -155,6 +161,8 @@ impl Ctx {
             Ok(Ok((FlareResponse::Rejected(r), _))) => Err(status::rejection(r)),
             Ok(Ok((FlareResponse::StaleWrite { sequence, oldest }, _))) => Err(status::stale_write(sequence, oldest)),
             Ok(Ok((FlareResponse::LeaseNotFound { id }, _))) => Err(status::lease_not_found(id)),
+            Ok(Ok((FlareResponse::LeaseNotOwned { id }, _))) => Err(status::lease_not_owned(id)),
+            Ok(Ok((FlareResponse::SessionNotOwned { client_id }, _))) => Err(status::session_not_owned(&client_id)),
             Ok(Ok((FlareResponse::QuotaExceeded(q), _))) => Err(status::quota_exceeded(q)),
             Ok(Ok((resp, _))) => Ok(resp),
             Ok(Err(e)) => Err(status::write_error(e)),

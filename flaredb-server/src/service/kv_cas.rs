@@ -49,7 +49,8 @@ impl KvCas for KvCasService {
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         self.ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &[Need::Read])?;
-        watch::start(&self.ctx, req.into_inner()).await.map(Response::new)
+        let cred = self.ctx.gate.credential(&req);
+        watch::start(&self.ctx, req.into_inner(), cred).await.map(Response::new)
     }
 
     async fn compare_and_swap(&self, req: Request<CasRequest>) -> Result<Response<CasResponse>, Status> {
@@ -59,7 +60,7 @@ impl KvCas for KvCasService {
         validate::value(&ctx.limits, &r.value)?;
         validate::namespace(&r.namespace)?;
         validate::write_id(&r.write_id)?;
-        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
+        let user = ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_swap(q).await })
@@ -76,7 +77,7 @@ impl KvCas for KvCasService {
             expected_version: r.expected_version,
             lease_id: r.lease_id,
         });
-        match ctx.propose_once(cmd, r.write_id).await? {
+        match ctx.propose_once(cmd, r.write_id, user).await? {
             FlareResponse::Cas { success, current_version, new_version } => {
                 Ok(Response::new(CasResponse { success, current_version, new_version }))
             }
@@ -137,7 +138,7 @@ impl KvCas for KvCasService {
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
         validate::write_id(&r.write_id)?;
-        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
+        let user = ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Strong)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).compare_and_delete(q).await })
@@ -152,7 +153,7 @@ impl KvCas for KvCasService {
             key: r.key,
             expected_version: r.expected_version,
         });
-        match ctx.propose_once(cmd, r.write_id).await? {
+        match ctx.propose_once(cmd, r.write_id, user).await? {
             FlareResponse::CasDelete { success, current_version } => {
                 Ok(Response::new(CasDeleteResponse { success, current_version }))
             }
@@ -164,7 +165,7 @@ impl KvCas for KvCasService {
         let ctx = &self.ctx;
         validate_txn::txn(&ctx.limits, req.get_ref())?;
         validate::write_id(&req.get_ref().write_id)?;
-        ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &txn::needs(req.get_ref()))?;
+        let user = ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &txn::needs(req.get_ref()))?;
         ctx.precheck(&req.get_ref().namespace, Mode::Strong)?;
         let req = match ctx.forward(req, ctx.timeout, |ch, q| async move { KvCasClient::new(ch).txn(q).await }).await {
             Ok(forwarded) => return forwarded,
@@ -173,7 +174,7 @@ impl KvCas for KvCasService {
         let mut r = req.into_inner();
         let write_id = r.write_id.take();
         let cmd = txn::command(ctx.target(&r.namespace), r);
-        match ctx.propose_once(cmd, write_id).await? {
+        match ctx.propose_once(cmd, write_id, user).await? {
             FlareResponse::Txn { succeeded, revision, results } => {
                 Ok(Response::new(txn::response(succeeded, revision, results, ctx.limits.max_message_bytes)?))
             }

@@ -32,7 +32,8 @@ const STREAM_BUFFER: usize = 256;
 
 pub async fn grant(ctx: &Arc<Ctx>, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
     // A lease belongs to no namespace: granting one needs WRITE somewhere.
-    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    // It belongs to the user who grants it (recorded by apply).
+    let user = ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
     let ttl = req.get_ref().ttl_seconds;
     if !(1..=MAX_TTL_SECS).contains(&ttl) {
         return Err(Status::invalid_argument(format!(
@@ -45,7 +46,7 @@ pub async fn grant(ctx: &Arc<Ctx>, req: Request<LeaseGrantRequest>) -> Result<Re
             Err(req) => req,
         };
     let ttl = req.into_inner().ttl_seconds.max(MIN_TTL_SECS);
-    match ctx.propose(pb::command::Cmd::LeaseGrant(pb::LeaseGrant { ttl_seconds: ttl })).await? {
+    match ctx.propose_once(pb::command::Cmd::LeaseGrant(pb::LeaseGrant { ttl_seconds: ttl }), None, user).await? {
         FlareResponse::LeaseGranted { id, ttl_secs } => {
             Ok(Response::new(LeaseGrantResponse { lease_id: id, ttl_seconds: ttl_secs }))
         }
@@ -58,8 +59,9 @@ pub async fn revoke(ctx: &Arc<Ctx>, req: Request<LeaseRevokeRequest>) -> Result<
     if id == 0 {
         return Err(Status::invalid_argument("lease_id must be set (0 is no lease)"));
     }
-    // Revoking deletes the lease's keys: WRITE on each of their namespaces.
-    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    // Revoking deletes the lease's keys: WRITE on each of their namespaces;
+    // and only the owner (or an admin) may (checked by apply).
+    let user = ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
     for ns in lease_namespaces(ctx, id).await? {
         ctx.gate.check(&req, Scope::Namespace(&ns), &[Need::Write])?;
     }
@@ -69,7 +71,7 @@ pub async fn revoke(ctx: &Arc<Ctx>, req: Request<LeaseRevokeRequest>) -> Result<
             Err(req) => req,
         };
     let cmd = pb::command::Cmd::LeaseRevoke(pb::LeaseRevoke { ids: vec![req.into_inner().lease_id], expired: false });
-    match ctx.propose(cmd).await? {
+    match ctx.propose_once(cmd, None, user).await? {
         FlareResponse::LeaseRevoked { revoked: 0, .. } => Err(status::lease_not_found(id)),
         FlareResponse::LeaseRevoked { deleted, .. } => Ok(Response::new(LeaseRevokeResponse { deleted })),
         other => Err(unexpected(other)),
@@ -80,7 +82,7 @@ pub async fn time_to_live(
     ctx: &Arc<Ctx>,
     req: Request<LeaseTimeToLiveRequest>,
 ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    let user = ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
     if req.get_ref().keys {
         // Listing the keys shows them: READ on each of their namespaces.
         for ns in lease_namespaces(ctx, req.get_ref().lease_id).await? {
@@ -100,6 +102,9 @@ pub async fn time_to_live(
         Err(_) => return Err(status::read_timeout(ctx.timeout)),
     };
     let Some(info) = info else { return Err(status::lease_not_found(r.lease_id)) };
+    if !ctx.node.auth().may_act_for(&info.owner, &user) {
+        return Err(status::lease_not_owned(r.lease_id));
+    }
     let mut resp = LeaseTimeToLiveResponse {
         lease_id: r.lease_id,
         // Rounded up: a lease with 0.2 s left is still alive.
@@ -129,6 +134,7 @@ pub async fn keep_alive(
     ctx: &Arc<Ctx>,
     req: Request<Streaming<LeaseKeepAliveRequest>>,
 ) -> Result<Response<KeepAliveStream>, Status> {
+    let cred = ctx.gate.credential(&req);
     ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
     if !is_forwarded(&req) && !ctx.node.raft().is_leader() {
         if ctx.node.leader().is_none() {
@@ -142,14 +148,15 @@ pub async fn keep_alive(
     }
     let mut inbound = req.into_inner();
     let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
-    let node = ctx.node.clone();
+    let ctx = ctx.clone();
     tokio::spawn(async move {
         // A client error or end of its stream ends ours.
         while let Some(Ok(msg)) = inbound.next().await {
-            // Only the leader renews (NotLeader elsewhere ends the stream).
-            let out = match node.lease_keep_alive(msg.lease_id).await {
-                Ok(ttl) => Ok(LeaseKeepAliveResponse { lease_id: msg.lease_id, ttl_seconds: ttl.unwrap_or(0) }),
-                Err(e) => Err(status::node_error(e)),
+            // The caller is checked again at each message: a deleted user or
+            // a revoked right ends the stream.
+            let out = match ctx.gate.recheck(&cred, Scope::Anywhere, &[Need::Write]) {
+                Ok(user) => renew(&ctx, msg.lease_id, &user).await,
+                Err(denied) => Err(denied),
             };
             let end = out.is_err();
             if tx.send(out).await.is_err() || end {
@@ -158,6 +165,27 @@ pub async fn keep_alive(
         }
     });
     Ok(Response::new(Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))))
+}
+
+/// Renews lease `id` for `user` (only the leader renews: NotLeader elsewhere
+/// ends the stream); another user's lease is refused, an unknown one
+/// answers TTL 0.
+async fn renew(ctx: &Ctx, id: u64, user: &str) -> Result<LeaseKeepAliveResponse, Status> {
+    let node = &ctx.node;
+    let owner = match node.lease_owner(id) {
+        Some(owner) => Some(owner),
+        // Not here yet: the leader catches up first (as the renewal would).
+        None if node.raft().is_leader() => {
+            node.linearize().await.map_err(status::node_error)?;
+            node.lease_owner(id)
+        }
+        None => None,
+    };
+    if owner.is_some_and(|o| !node.auth().may_act_for(&o, user)) {
+        return Err(status::lease_not_owned(id));
+    }
+    let ttl = node.lease_keep_alive(id).await.map_err(status::node_error)?;
+    Ok(LeaseKeepAliveResponse { lease_id: id, ttl_seconds: ttl.unwrap_or(0) })
 }
 
 /// Opens the same stream on the leader and passes messages both ways; the

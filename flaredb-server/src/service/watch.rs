@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use flaredb_proto::v1::{EventType, WatchEvent, WatchRequest};
 use flaredb_raft::{
+    auth::Need,
     namespace::Mode,
     storage::history::{Cursor, Replay},
     watch::{ChangeEvent, Ended, EventKind, WatchFilter, Watcher},
@@ -14,7 +15,10 @@ use tokio::sync::mpsc;
 use tonic::{metadata::MetadataValue, Status};
 
 use super::ctx::Ctx;
-use crate::{status, validate};
+use crate::{
+    auth::gate::{Credential, Scope},
+    status, validate,
+};
 
 pub type WatchStream = std::pin::Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send>>;
 
@@ -22,10 +26,12 @@ pub type WatchStream = std::pin::Pin<Box<dyn Stream<Item = Result<WatchEvent, St
 const REPLAY_PAGE: usize = 1024;
 /// Messages queued for the client; past this the live feed's buffer fills.
 const STREAM_BUFFER: usize = 64;
+/// How often an idle watch looks for an auth change that ends it.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts a watch: the checks and the first replay step answer as the call's
 /// status; everything later ends the stream with a status.
-pub async fn start(ctx: &Arc<Ctx>, r: WatchRequest) -> Result<WatchStream, Status> {
+pub async fn start(ctx: &Arc<Ctx>, r: WatchRequest, cred: Credential) -> Result<WatchStream, Status> {
     validate::namespace(&r.namespace)?;
     if r.prefix {
         if r.key.len() > ctx.limits.max_key_bytes {
@@ -43,7 +49,9 @@ pub async fn start(ctx: &Arc<Ctx>, r: WatchRequest) -> Result<WatchStream, Statu
         0 => watcher.live_from(),
         v => v,
     };
-    let mut feed = Feed { ctx: ctx.clone(), filter, watcher, start };
+    // Checked again before the first send: the auth state may have changed since the call's check.
+    let checked_revision = u64::MAX;
+    let mut feed = Feed { ctx: ctx.clone(), filter, watcher, start, cred, namespace: r.namespace, checked_revision };
     let first = feed.replay_step(Cursor::at(start)).await?;
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     if r.start_version == 0 {
@@ -67,6 +75,11 @@ struct Feed {
     watcher: Watcher,
     /// The watch's start version.
     start: u64,
+    /// Who opened it, checked again whenever the auth state changed.
+    cred: Credential,
+    namespace: String,
+    /// The auth revision it was last checked at.
+    checked_revision: u64,
 }
 
 type Out = mpsc::Sender<Result<WatchEvent, Status>>;
@@ -92,6 +105,7 @@ impl Feed {
     async fn run(&mut self, out: &Out, first: Option<(Vec<ChangeEvent>, Option<Cursor>)>) -> Result<(), Status> {
         let mut step = first;
         while let Some((events, next)) = step {
+            self.still_allowed()?;
             if self.send(out, &events).await.is_err() {
                 return Ok(());
             }
@@ -102,11 +116,18 @@ impl Feed {
         }
         let every = Duration::from_millis(self.ctx.watch_progress_ms.max(1));
         let mut idle_until = tokio::time::Instant::now() + every;
+        let mut recheck = tokio::time::interval(RECHECK_EVERY);
         loop {
             tokio::select! {
                 _ = out.closed() => return Ok(()),
+                _ = recheck.tick() => {
+                    self.still_allowed()?;
+                    // Not activity: the idle timer runs on.
+                    continue;
+                }
                 item = self.watcher.recv() => {
                     let events = item.map_err(|why| ended(&self.ctx, why))?;
+                    self.still_allowed()?;
                     if self.send(out, &events).await.is_err() {
                         return Ok(());
                     }
@@ -114,6 +135,7 @@ impl Feed {
                 _ = tokio::time::sleep_until(idle_until) => {
                     // Published first: with nothing queued after, all up to it was sent.
                     let published = self.watcher.published();
+                    self.still_allowed()?;
                     let sent = match self.watcher.try_recv().map_err(|why| ended(&self.ctx, why))? {
                         Some(events) => self.send(out, &events).await,
                         None if published + 1 >= self.start => {
@@ -129,6 +151,19 @@ impl Feed {
             }
             idle_until = tokio::time::Instant::now() + every;
         }
+    }
+
+    /// Checks the caller again if the auth state changed since the last
+    /// check: a deleted user or a revoked right ends the watch before it
+    /// sends anything applied after the change (the auth state of a batch is
+    /// published before its events).
+    fn still_allowed(&mut self) -> Result<(), Status> {
+        let revision = self.ctx.node.auth().revision;
+        if revision != self.checked_revision {
+            self.ctx.gate.recheck(&self.cred, Scope::Namespace(&self.namespace), &[Need::Read])?;
+            self.checked_revision = revision;
+        }
+        Ok(())
     }
 
     /// Sends the events at or after the start version.

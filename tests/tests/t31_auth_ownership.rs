@@ -1,0 +1,215 @@
+//! What auth must hold beyond the per-RPC check: a lease and an exactly-once
+//! session belong to the user who made them; an open watch or keep-alive
+//! stream ends once its user loses the right (and outlives only its token);
+//! and AuthEnable is refused while the Raft transport is reachable off the
+//! machine without peer TLS (auth could be bypassed through Raft).
+
+use flaredb_client::{PermissionType, RdbClient};
+use flaredb_proto::v1::{self as pb, auth_client::AuthClient, kv_cas_client::KvCasClient};
+use flaredb_tests::{free_port, spawn_server, test_client_config, wait_until, Cluster, ClusterOpts, DEADLINE};
+use tonic::{transport::Channel, Code, Request, Status};
+
+fn with_token<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+fn b(s: &str) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(s.as_bytes())
+}
+
+async fn token(ch: &Channel, name: &str) -> String {
+    let msg = pb::AuthenticateRequest { name: name.into(), password: "pw".into() };
+    AuthClient::new(ch.clone()).authenticate(msg).await.unwrap().into_inner().token
+}
+
+/// alice and bob (READWRITE on "app"), admin (ADMIN on "*"), root; auth on.
+async fn set_up(c: &Cluster) -> Channel {
+    let setup = c.client();
+    for (user, role, ns, kind) in
+        [("alice", "rw", "app", PermissionType::Readwrite), ("admin", "a", "*", PermissionType::Admin)]
+    {
+        setup.user_add(user, "pw").await.unwrap();
+        if setup.role_add(role).await.is_ok() {
+            setup.role_grant_permission(role, ns, kind).await.unwrap();
+        }
+        setup.user_grant_role(user, role).await.unwrap();
+    }
+    setup.user_add("bob", "pw").await.unwrap();
+    setup.user_grant_role("bob", "rw").await.unwrap();
+    setup.user_add("root", "rootpw").await.unwrap();
+    setup.auth_enable().await.unwrap();
+    Channel::from_shared(format!("http://{}", c.addr(1))).unwrap().connect().await.unwrap()
+}
+
+fn put(key: &str, expected: u64, lease_id: u64, write_id: Option<(&str, u64)>) -> pb::CasRequest {
+    pb::CasRequest {
+        namespace: "app".into(),
+        key: b(key),
+        value: b("v"),
+        expected_version: expected,
+        lease_id,
+        write_id: write_id.map(|(c, s)| pb::WriteId { client_id: c.into(), sequence: s }),
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> Code {
+    r.map(|v| panic!("expected a refusal, got {v:?}")).unwrap_err().code()
+}
+
+/// The next watch event that is not a progress event.
+async fn next_change(events: &mut tonic::Streaming<pb::WatchEvent>) -> Result<Option<pb::WatchEvent>, Status> {
+    loop {
+        match events.message().await {
+            Ok(Some(e)) if e.progress => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One keep-alive of `lease` on a new stream as `token`.
+async fn keep_alive_once(kv: &mut KvCasClient<Channel>, lease: u64, token: &str) -> Result<i64, Status> {
+    let msg = pb::LeaseKeepAliveRequest { lease_id: lease };
+    let mut answers = kv.lease_keep_alive(with_token(futures::stream::iter([msg]), token)).await?.into_inner();
+    match answers.message().await? {
+        Some(a) => Ok(a.ttl_seconds),
+        None => Err(Status::unknown("the stream ended without an answer")),
+    }
+}
+
+#[tokio::test]
+async fn leases_and_sessions_belong_to_the_user_who_made_them() {
+    let c = Cluster::start(1).await;
+    let ch = set_up(&c).await;
+    let (alice, bob, admin) = (token(&ch, "alice").await, token(&ch, "bob").await, token(&ch, "admin").await);
+    let mut kv = KvCasClient::new(ch.clone());
+    let grant = kv.lease_grant(with_token(pb::LeaseGrantRequest { ttl_seconds: 600 }, &alice)).await;
+    let lease = grant.unwrap().into_inner().lease_id;
+    assert!(kv.compare_and_swap(with_token(put("a", 0, lease, None), &alice)).await.unwrap().into_inner().success);
+
+    // Bob, who may write "app", may not use alice's lease in any way.
+    assert_eq!(code(kv.compare_and_swap(with_token(put("b", 0, lease, None), &bob)).await), Code::PermissionDenied);
+    let leased_put = pb::Op { op: Some(pb::op::Op::Put(pb::PutOp { key: b("t"), value: b("v"), lease_id: lease })) };
+    let txn = pb::TxnRequest { namespace: "app".into(), success: vec![leased_put], ..Default::default() };
+    assert_eq!(code(kv.txn(with_token(txn, &bob)).await), Code::PermissionDenied);
+    assert_eq!(code(keep_alive_once(&mut kv, lease, &bob).await), Code::PermissionDenied);
+    let ttl = |keys| pb::LeaseTimeToLiveRequest { lease_id: lease, keys };
+    assert_eq!(code(kv.lease_time_to_live(with_token(ttl(false), &bob)).await), Code::PermissionDenied);
+    let revoke = pb::LeaseRevokeRequest { lease_id: lease };
+    let refused = kv.lease_revoke(with_token(revoke, &bob)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("another user"), "{refused:?}");
+    let get = |key: &str| pb::GetRequest { namespace: "app".into(), key: b(key) };
+    for key in ["b", "t"] {
+        assert!(!kv.get(with_token(get(key), &alice)).await.unwrap().into_inner().found, "{key} was written");
+    }
+    // Alice may; so may an admin, who revokes it (and its key).
+    assert_eq!(keep_alive_once(&mut kv, lease, &alice).await.unwrap(), 600);
+    assert_eq!(kv.lease_time_to_live(with_token(ttl(true), &alice)).await.unwrap().into_inner().keys, [b("a")]);
+    assert_eq!(kv.lease_revoke(with_token(revoke, &admin)).await.unwrap().into_inner().deleted, 1);
+
+    // An exactly-once session is alice's: bob can neither replay its
+    // answers nor write under its client id; alice's retry answers as first.
+    let first = kv.compare_and_swap(with_token(put("s", 0, 0, Some(("alice-1", 1))), &alice)).await.unwrap();
+    for seq in [1, 2] {
+        let replay = kv.compare_and_swap(with_token(put("s", 0, 0, Some(("alice-1", seq))), &bob)).await;
+        let refused = replay.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().contains("another user's session"), "{refused:?}");
+    }
+    let again = kv.compare_and_swap(with_token(put("s", 0, 0, Some(("alice-1", 1))), &alice)).await.unwrap();
+    assert_eq!(again.into_inner(), first.into_inner());
+    assert!(
+        kv.compare_and_swap(with_token(put("s2", 0, 0, Some(("bob-1", 1))), &bob)).await.unwrap().into_inner().success
+    );
+}
+
+#[tokio::test]
+async fn open_streams_end_when_their_user_loses_the_right_but_outlive_their_token() {
+    let opts = ClusterOpts { extra_toml: "auth_token_ttl_secs = 2\n".into(), ..Default::default() };
+    let c = Cluster::start_with(1, opts).await;
+    let ch = set_up(&c).await;
+    let root = RdbClient::with_config(c.endpoints(), test_client_config().with_user("root", "rootpw")).unwrap();
+    let mut kv = KvCasClient::new(ch.clone());
+    let alice = token(&ch, "alice").await;
+    let watch = pb::WatchRequest { namespace: "app".into(), key: b(""), prefix: true, start_version: 0 };
+    let mut events = kv.watch(with_token(watch.clone(), &alice)).await.unwrap().into_inner();
+    // The token expires; the stream opened with it goes on.
+    wait_until("alice's token to expire", DEADLINE, || {
+        let (mut kv, alice) = (kv.clone(), alice.clone());
+        async move {
+            let r = kv.get(with_token(pb::GetRequest { namespace: "app".into(), key: b("x") }, &alice)).await;
+            (r.err()?.code() == Code::Unauthenticated).then_some(())
+        }
+    })
+    .await;
+    root.namespace("app").cas_put("after-expiry", "v", 0).await.unwrap();
+    let e = tokio::time::timeout(DEADLINE, next_change(&mut events)).await.unwrap().unwrap().unwrap();
+    assert_eq!(e.key, b("after-expiry"));
+
+    // Her role loses "app": the watch ends with PERMISSION_DENIED, and sends
+    // nothing written after.
+    root.role_revoke_permission("rw", "app", PermissionType::Readwrite).await.unwrap();
+    root.namespace("app").cas_put("after-revoke", "v", 0).await.unwrap();
+    let ended = tokio::time::timeout(DEADLINE, next_change(&mut events)).await.unwrap();
+    assert_eq!(ended.map(|e| e.map(|e| e.key)).unwrap_err().code(), Code::PermissionDenied);
+
+    // A keep-alive stream of a user who is deleted ends at its next message.
+    root.role_grant_permission("rw", "app", PermissionType::Readwrite).await.unwrap();
+    let bob = token(&ch, "bob").await;
+    let lease = kv.lease_grant(with_token(pb::LeaseGrantRequest { ttl_seconds: 60 }, &bob)).await.unwrap();
+    let lease = lease.into_inner().lease_id;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let outbound = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let mut answers = kv.lease_keep_alive(with_token(outbound, &bob)).await.unwrap().into_inner();
+    tx.send(pb::LeaseKeepAliveRequest { lease_id: lease }).await.unwrap();
+    assert_eq!(answers.message().await.unwrap().unwrap().ttl_seconds, 60);
+    root.user_delete("bob").await.unwrap();
+    tx.send(pb::LeaseKeepAliveRequest { lease_id: lease }).await.unwrap();
+    let ended = tokio::time::timeout(DEADLINE, answers.message()).await.unwrap();
+    assert_eq!(ended.unwrap_err().code(), Code::Unauthenticated);
+}
+
+/// A single node listening on every interface (as a real deployment would),
+/// with `toml` as its config file.
+fn start_exposed(dir: &std::path::Path, toml: &str) -> (flaredb_tests::ServerProc, String) {
+    let port = free_port();
+    let config = dir.join("node.toml");
+    std::fs::write(&config, toml).unwrap();
+    let args = [
+        "--id".to_string(),
+        "1".into(),
+        "--listen".into(),
+        format!("0.0.0.0:{port}"),
+        "--initial-cluster".into(),
+        format!("1=127.0.0.1:{port}"),
+        "--data-dir".into(),
+        dir.join("data").display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    (spawn_server(&args, &dir.join("node.log")), format!("127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn auth_enable_is_refused_while_raft_is_reachable_off_the_machine_without_peer_tls() {
+    for (toml, allowed) in [("", false), ("allow_auth_without_peer_tls = true\n", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, addr) = start_exposed(dir.path(), toml);
+        let client = RdbClient::with_config([addr.clone()], test_client_config()).unwrap();
+        wait_until("the node to serve", DEADLINE, || async { client.status().await.ok() }).await;
+        client.user_add("root", "rootpw").await.unwrap();
+        let ch = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let answer = AuthClient::new(ch).auth_enable(pb::AuthEnableRequest {}).await;
+        if allowed {
+            answer.unwrap();
+        } else {
+            let refused = answer.unwrap_err();
+            assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+            assert!(refused.message().contains("--peer-trusted-ca"), "{refused:?}");
+            assert!(!client.auth_status().await.unwrap().0, "auth was enabled");
+            assert!(proc.log_text().contains("INSECURE"), "{}", proc.log_text());
+        }
+    }
+}
