@@ -8,6 +8,7 @@ pub mod corruption;
 pub mod disk_guard;
 pub mod forward;
 pub mod metrics;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod service;

@@ -16,6 +16,7 @@ use crate::{
     config::Config,
     forward::Forwarder,
     metrics::{self, Metrics, RpcMetricsLayer},
+    rate_limit::RateLimitLayer,
     routes,
     service::ctx::Ctx,
     size_limit,
@@ -142,16 +143,22 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         });
     }
     let layer = RpcMetricsLayer(metrics);
-    let per_conn = Some(cfg.max_requests_per_connection);
+    let clients = Limits {
+        metrics: layer.clone(),
+        requests: Some(cfg.max_requests_per_connection),
+        streams: Some(cfg.max_streams_per_connection),
+        rate: RateLimitLayer::new(cfg.max_requests_per_sec_per_connection),
+    };
     let public = routes::public(ctx, peer_listener.is_none()).await?;
     let served = match peer_listener {
-        None => serve(&node, public, public_listener, public_tls, (layer, per_conn), shutdown).await,
+        None => serve(&node, public, public_listener, public_tls, clients, shutdown).await,
         Some(peer_listener) => {
             let peer = routes::peer(node.clone());
+            // Raft between peers is not a client: one connection carries every replication stream.
+            let peers = Limits { metrics: layer, requests: None, streams: None, rate: RateLimitLayer::default() };
             tokio::try_join!(
-                serve(&node, public, public_listener, public_tls, (layer.clone(), per_conn), shutdown.clone()),
-                // Raft between peers is not a client: one connection carries every replication stream.
-                serve(&node, peer, peer_listener, peer_tls, (layer, None), shutdown),
+                serve(&node, public, public_listener, public_tls, clients, shutdown.clone()),
+                serve(&node, peer, peer_listener, peer_tls, peers, shutdown),
             )
             .map(|_| ())
         }
@@ -204,21 +211,31 @@ fn warn_if_exposed(cfg: &Config) {
     }
 }
 
+/// What one listener counts and limits, per client connection.
+struct Limits {
+    metrics: RpcMetricsLayer,
+    /// Requests in progress (more wait their turn).
+    requests: Option<usize>,
+    /// Open HTTP/2 streams (watches and keep-alives included).
+    streams: Option<u32>,
+    rate: RateLimitLayer,
+}
+
 /// Serves `routes` on `listener` (over TLS with `tls`) until `shutdown`.
 async fn serve(
     node: &Arc<FlareNode>,
     routes: Routes,
     listener: TcpListener,
     tls: Option<Reloading>,
-    metrics: (RpcMetricsLayer, Option<usize>),
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     match tls {
-        Some(tls) => serve_on(node.clone(), routes, tls::incoming(listener, tls), metrics, shutdown).await,
+        Some(tls) => serve_on(node.clone(), routes, tls::incoming(listener, tls), limits, shutdown).await,
         None => {
             let incoming =
                 TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(30)));
-            serve_on(node.clone(), routes, incoming, metrics, shutdown).await
+            serve_on(node.clone(), routes, incoming, limits, shutdown).await
         }
     }
 }
@@ -227,7 +244,7 @@ async fn serve_on<I, IO, IE>(
     node: Arc<FlareNode>,
     routes: Routes,
     incoming: I,
-    (metrics, per_connection): (RpcMetricsLayer, Option<usize>),
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -238,7 +255,7 @@ where
     let mut server = tonic::transport::Server::builder();
     // No limit at all rather than a huge one: tokio's semaphore refuses more
     // than usize::MAX >> 3 permits (by panicking, per connection).
-    if let Some(n) = per_connection {
+    if let Some(n) = limits.requests {
         server = server.concurrency_limit_per_connection(n);
     }
     server
@@ -255,7 +272,9 @@ where
             tracing::error_span!("rpc", node = node.id(), term, path = %req.uri().path())
         })
         .layer(size_limit::layer())
-        .layer(metrics)
+        .max_concurrent_streams(limits.streams)
+        .layer(limits.metrics)
+        .layer(limits.rate)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;

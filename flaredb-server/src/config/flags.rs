@@ -131,6 +131,8 @@ pub(super) struct FileConfig {
     pub min_free_disk_bytes: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub max_requests_per_connection: Option<usize>,
+    pub max_requests_per_sec_per_connection: Option<u32>,
+    pub max_streams_per_connection: Option<u32>,
     pub corruption_check_ms: Option<u64>,
     pub auth_token_ttl_secs: Option<u64>,
     pub allow_auth_without_peer_tls: Option<bool>,

@@ -80,6 +80,11 @@ pub struct Config {
     /// Requests one connection (one client) may have in progress; more wait
     /// their turn, so a flooding client cannot take every worker from the others.
     pub max_requests_per_connection: usize,
+    /// Requests a second one connection may send (0: no limit); past it a
+    /// call is answered RESOURCE_EXHAUSTED at once.
+    pub max_requests_per_sec_per_connection: u32,
+    /// HTTP/2 streams one connection may have open (watches included).
+    pub max_streams_per_connection: u32,
     /// How often replicas' state hashes are compared (0: never).
     pub corruption_check_ms: u64,
     /// How long a token from Auth/Authenticate is good for.
@@ -228,6 +233,12 @@ impl Config {
                 }
                 Some(n) => n,
                 None => 1024,
+            },
+            max_requests_per_sec_per_connection: file.max_requests_per_sec_per_connection.unwrap_or(0),
+            max_streams_per_connection: match file.max_streams_per_connection {
+                Some(0) => return Err(ConfigError::Invalid("max_streams_per_connection must be at least 1".into())),
+                Some(n) => n,
+                None => 4096,
             },
             corruption_check_ms: file.corruption_check_ms.unwrap_or(300_000),
             auth_token_ttl_secs: match file.auth_token_ttl_secs {
