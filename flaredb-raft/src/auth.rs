@@ -116,15 +116,28 @@ impl std::fmt::Display for Permission {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct User {
     /// Argon2id PHC string; empty: the user signs in only by certificate.
     pub password_hash: String,
     pub roles: BTreeSet<String>,
+    /// The revision it was added at (its tokens carry it).
+    pub added_at: u64,
+}
+
+/// Without the hash: a Debug print must not leak what a password check needs.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("password", &if self.password_hash.is_empty() { "none" } else { "<redacted>" })
+            .field("roles", &self.roles)
+            .field("added_at", &self.added_at)
+            .finish()
+    }
 }
 
 /// Everything auth keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct AuthState {
     pub enabled: bool,
     /// Signs tokens; drawn by the node that proposed the last AuthEnable.
@@ -133,6 +146,19 @@ pub struct AuthState {
     pub revision: u64,
     pub users: BTreeMap<String, User>,
     pub roles: BTreeMap<String, BTreeSet<Permission>>,
+}
+
+/// Without the signing key (whoever has it can sign any user's token).
+impl std::fmt::Debug for AuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthState")
+            .field("enabled", &self.enabled)
+            .field("signing_key", &"<redacted>")
+            .field("revision", &self.revision)
+            .field("users", &self.users)
+            .field("roles", &self.roles)
+            .finish()
+    }
 }
 
 /// Why an auth change was refused. Deterministic on every replica.
@@ -193,7 +219,9 @@ impl AuthState {
                 if self.users.contains_key(&u.name) {
                     return Err(AuthRejection::UserExists(u.name.clone()));
                 }
-                let user = User { password_hash: u.password_hash.clone(), roles: BTreeSet::new() };
+                // The revision this change applies at.
+                let added_at = self.revision + 1;
+                let user = User { password_hash: u.password_hash.clone(), roles: BTreeSet::new(), added_at };
                 self.users.insert(u.name.clone(), user);
             }
             Op::UserDelete(name) => {
@@ -312,6 +340,7 @@ impl AuthState {
                     name: name.clone(),
                     password_hash: u.password_hash.clone(),
                     roles: u.roles.iter().cloned().collect(),
+                    added_at: u.added_at,
                 })
                 .collect(),
             roles: self
@@ -340,7 +369,11 @@ impl AuthState {
             .users
             .iter()
             .map(|u| {
-                let user = User { password_hash: u.password_hash.clone(), roles: u.roles.iter().cloned().collect() };
+                let user = User {
+                    password_hash: u.password_hash.clone(),
+                    roles: u.roles.iter().cloned().collect(),
+                    added_at: u.added_at,
+                };
                 (u.name.clone(), user)
             })
             .collect();
@@ -362,7 +395,7 @@ mod tests {
     }
 
     fn user(name: &str) -> Op {
-        Op::UserAdd(pb::AuthUserRecord { name: name.into(), password_hash: "h".into(), roles: vec![] })
+        Op::UserAdd(pb::AuthUserRecord { name: name.into(), password_hash: "h".into(), ..Default::default() })
     }
 
     fn grant(role: &str, ns: &str, t: PermType) -> Op {
@@ -471,5 +504,19 @@ mod tests {
         let mut bad = s.to_pb();
         bad.roles[0].perms[0].r#type = 42;
         assert!(AuthState::from_pb(&bad).is_err());
+    }
+
+    #[test]
+    fn a_user_added_again_is_a_new_incarnation_and_debug_shows_no_secrets() {
+        let mut s = AuthState::default();
+        run(&mut s, user("alice")).unwrap();
+        let first = s.users["alice"].added_at;
+        run(&mut s, Op::UserDelete("alice".into())).unwrap();
+        run(&mut s, user("alice")).unwrap();
+        assert!(s.users["alice"].added_at > first);
+        assert_eq!(AuthState::from_pb(&s.to_pb()).unwrap(), s);
+        s.signing_key = b"very-secret-key".to_vec();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("very-secret") && !shown.contains("\"h\""), "{shown}");
     }
 }

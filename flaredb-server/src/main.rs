@@ -54,8 +54,9 @@ async fn main() -> std::process::ExitCode {
     } else {
         logs.init();
     }
-    // Error level: enabled under any filter, so every line carries the node id.
-    let span = tracing::error_span!("node", id = cfg.id);
+    // Error level: enabled under any filter, so every line carries the node
+    // id; with JSON logs also the current term (server::record_term).
+    let span = tracing::error_span!("node", id = cfg.id, term = tracing::field::Empty);
     match server::run(cfg, server::shutdown_signal()).instrument(span).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -60,7 +60,7 @@ pub async fn public(ctx: Arc<Ctx>, with_raft: bool) -> Result<Routes, tonic_refl
                 .max_decoding_message_size(max_msg)
                 .max_encoding_message_size(max_msg),
         )
-        .add_service(AuthServer::new(AuthService { ctx: ctx.clone() }))
+        .add_service(AuthServer::new(AuthService { ctx: ctx.clone(), throttle: Default::default() }))
         .add_service(
             AdminServer::new(AdminService { ctx })
                 .max_decoding_message_size(max_msg)

@@ -58,7 +58,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let peer_tls = cfg.tls.peer.clone().map(|f| Reloading::new(f, "peer")).transpose()?;
     let peer_client_tls = peer_tls.as_ref().map(|t| tls::client_config(t.files())).transpose()?;
     let forward_tls = public_tls.as_ref().map(|t| tls::client_config(t.files())).transpose()?;
-    warn_if_exposed(&cfg);
     let node = FlareNode::open(NodeConfig {
         id: cfg.id,
         addr: cfg.listen.to_string(),
@@ -77,6 +76,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         peer_tls: peer_client_tls,
     })
     .await?;
+    if cfg.log_json {
+        record_term(&node);
+    }
+    warn_if_exposed(&cfg);
     let fwd = Forwarder::new(forward_tls);
     let corruption =
         crate::corruption::start(node.clone(), fwd.clone(), Duration::from_millis(cfg.corruption_check_ms));
@@ -193,6 +196,31 @@ async fn hand_over(node: &FlareNode) {
             tracing::warn!(error = %e, elapsed = ?start.elapsed(), "hand-over before stopping failed; stopping anyway")
         }
     }
+}
+
+/// Keeps the node span's `term` at the current term, so that every JSON
+/// line, Raft's own included, names the term it was logged in. JSON only:
+/// a JSON span's fields are replaced when recorded, a text span's would
+/// pile up (`term=1 term=2 ...`).
+fn record_term(node: &Arc<FlareNode>) {
+    use openraft::async_runtime::WatchReceiver;
+    let span = tracing::Span::current();
+    let mut metrics = node.raft().metrics();
+    // Recorded before this returns: the lines that follow have it.
+    let mut recorded = metrics.borrow_watched().current_term;
+    span.record("term", recorded);
+    tokio::spawn(async move {
+        loop {
+            let term = metrics.borrow_watched().current_term;
+            if recorded != term {
+                span.record("term", term);
+                recorded = term;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Anyone who can reach an address without TLS can use it; for the Raft

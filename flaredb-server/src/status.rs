@@ -12,8 +12,8 @@ use tonic::{Code, Status};
 pub fn rejection(r: NamespaceRejection) -> Status {
     match r {
         NamespaceRejection::NotFound(name) => Status::not_found(format!(
-            "namespace {name:?} does not exist and this server does not create namespaces on first write; \
-             create it with Admin/CreateNamespace"
+            "namespace {name:?} does not exist and is not created by this write (auto_create_namespaces is off, \
+             or auth is on and the writer has no ADMIN on it); create it with Admin/CreateNamespace"
         )),
         NamespaceRejection::WrongMode { name, mode } => {
             let api = match mode {

@@ -314,6 +314,7 @@ async fn a_client_certificate_names_its_user_once_auth_is_enabled() {
     alice.role_add("app-rw").await.unwrap();
     alice.role_grant_permission("app-rw", "app", PermissionType::Readwrite).await.unwrap();
     alice.user_grant_role("alice", "app-rw").await.unwrap();
+    alice.create_namespace("app", flaredb_client::NamespaceMode::Strong).await.unwrap();
     alice.auth_enable().await.unwrap();
     // Through each node: a follower forwards with a token it signs for the certificate's user.
     for addr in &c.public {

@@ -111,7 +111,11 @@ async fn metrics_count_requests_by_code_and_show_raft_storage_and_replication() 
 async fn json_logs_carry_the_node_id_and_an_exposed_raft_port_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("0.0.0.0:{}", free_port());
-    let args = ["--id", "4", "--listen", &listen, "--data-dir", &dir.path().join("d").display().to_string()];
+    // Auth on an exposed Raft port is refused unless the operator accepts the risk.
+    let config = dir.path().join("node.toml");
+    std::fs::write(&config, "allow_auth_without_peer_tls = true\n").unwrap();
+    let (data, config) = (dir.path().join("d").display().to_string(), config.display().to_string());
+    let args = ["--id", "4", "--listen", &listen, "--data-dir", &data, "--config", &config];
     let node = flaredb_tests::spawn_server(
         &[&args[..], &["--log-format", "json"]].concat().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         &dir.path().join("log"),
@@ -123,6 +127,8 @@ async fn json_logs_carry_the_node_id_and_an_exposed_raft_port_is_warned_about() 
     let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!((&v["level"], &v["span"]["id"]), (&serde_json::json!("WARN"), &serde_json::json!(4)), "{line}");
     assert!(v["fields"]["message"].as_str().unwrap().contains("without peer TLS"), "{line}");
+    // Lines outside requests name the current term too.
+    assert!(v["span"]["term"].as_u64().is_some(), "{line}");
     // A line logged inside a request names the node, the term and the RPC.
     let port = listen.rsplit(':').next().unwrap();
     let client =

@@ -4,7 +4,7 @@
 //! and AuthEnable is refused while the Raft transport is reachable off the
 //! machine without peer TLS (auth could be bypassed through Raft).
 
-use flaredb_client::{PermissionType, RdbClient};
+use flaredb_client::{NamespaceMode, PermissionType, RdbClient};
 use flaredb_proto::v1::{self as pb, auth_client::AuthClient, kv_cas_client::KvCasClient};
 use flaredb_tests::{free_port, spawn_server, test_client_config, wait_until, Cluster, ClusterOpts, DEADLINE};
 use tonic::{transport::Channel, Code, Request, Status};
@@ -39,6 +39,8 @@ async fn set_up(c: &Cluster) -> Channel {
     setup.user_add("bob", "pw").await.unwrap();
     setup.user_grant_role("bob", "rw").await.unwrap();
     setup.user_add("root", "rootpw").await.unwrap();
+    // With auth on, WRITE alone does not create a namespace.
+    setup.create_namespace("app", NamespaceMode::Strong).await.unwrap();
     setup.auth_enable().await.unwrap();
     Channel::from_shared(format!("http://{}", c.addr(1))).unwrap().connect().await.unwrap()
 }
@@ -212,4 +214,73 @@ async fn auth_enable_is_refused_while_raft_is_reachable_off_the_machine_without_
             assert!(proc.log_text().contains("INSECURE"), "{}", proc.log_text());
         }
     }
+}
+
+#[tokio::test]
+async fn tokens_namespaces_versions_and_password_guessing_give_nothing_away() {
+    let c = Cluster::start(1).await;
+    let ch = set_up(&c).await;
+    let root = RdbClient::with_config(c.endpoints(), test_client_config().with_user("root", "rootpw")).unwrap();
+    let mut kv = KvCasClient::new(ch.clone());
+    let get = |ns: &str, key: &str| pb::GetRequest { namespace: ns.into(), key: b(key) };
+
+    // A user deleted and added again does not inherit the old one's tokens.
+    let old = token(&ch, "alice").await;
+    root.user_delete("alice").await.unwrap();
+    root.user_add("alice", "pw").await.unwrap();
+    root.user_grant_role("alice", "rw").await.unwrap();
+    let refused = kv.get(with_token(get("app", "k"), &old)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(refused.message().contains("added again"), "{refused:?}");
+    let alice = token(&ch, "alice").await;
+    kv.get(with_token(get("app", "k"), &alice)).await.unwrap();
+
+    // WRITE alone does not create a namespace; ADMIN on it does.
+    root.role_add("w-new").await.unwrap();
+    root.role_grant_permission("w-new", "new*", PermissionType::Write).await.unwrap();
+    root.user_grant_role("bob", "w-new").await.unwrap();
+    let bob = token(&ch, "bob").await;
+    let put = |ns: &str, expected: u64| pb::CasRequest {
+        namespace: ns.into(),
+        key: b("k"),
+        value: b("v"),
+        expected_version: expected,
+        ..Default::default()
+    };
+    let refused = kv.compare_and_swap(with_token(put("new-a", 0), &bob)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    assert!(!root.list_namespaces().await.unwrap().iter().any(|n| n.name == "new-a"));
+    root.role_grant_permission("w-new", "new-b", PermissionType::Admin).await.unwrap();
+    assert!(kv.compare_and_swap(with_token(put("new-b", 0), &bob)).await.unwrap().into_inner().success);
+
+    // A failed compare shows the key's version only to a writer who may read.
+    root.namespace("new-a").cas_put("k", "v", 0).await.unwrap();
+    let blind = kv.compare_and_swap(with_token(put("new-a", 99), &bob)).await.unwrap().into_inner();
+    assert_eq!((blind.success, blind.current_version), (false, 0));
+    let del = pb::CasDeleteRequest { namespace: "new-a".into(), key: b("k"), expected_version: 99, write_id: None };
+    assert_eq!(kv.compare_and_delete(with_token(del, &bob)).await.unwrap().into_inner().current_version, 0);
+    let seen = kv.compare_and_swap(with_token(put("app", 99), &alice)).await.unwrap().into_inner();
+    assert!(!seen.success);
+    let mut probe = put("app", 0);
+    probe.key = b("fresh");
+    kv.compare_and_swap(with_token(probe.clone(), &alice)).await.unwrap();
+    let seen = kv.compare_and_swap(with_token(probe, &alice)).await.unwrap().into_inner();
+    assert!(!seen.success && seen.current_version > 0, "{seen:?}");
+
+    // Password guessing: five wrong tries, then even the right password waits.
+    let mut auth = AuthClient::new(ch.clone());
+    let sign_in = |password: &str| pb::AuthenticateRequest { name: "bob".into(), password: password.into() };
+    for _ in 0..5 {
+        assert_eq!(auth.authenticate(sign_in("guess")).await.unwrap_err().code(), Code::Unauthenticated);
+    }
+    let held = auth.authenticate(sign_in("pw")).await.unwrap_err();
+    assert_eq!(held.code(), Code::ResourceExhausted, "{held:?}");
+    assert!(held.message().contains("too many wrong passwords"), "{held:?}");
+    // Another user is not held up; bob gets in once the wait is over.
+    token(&ch, "alice").await;
+    wait_until("bob's wait to end", DEADLINE, || {
+        let mut auth = auth.clone();
+        async move { auth.authenticate(pb::AuthenticateRequest { name: "bob".into(), password: "pw".into() }).await.ok() }
+    })
+    .await;
 }

@@ -228,7 +228,7 @@ fn root_add() -> Cmd {
         op: Some(pb::auth_command::Op::UserAdd(pb::AuthUserRecord {
             name: "root".into(),
             password_hash: "h".into(),
-            roles: vec![],
+            ..Default::default()
         })),
     })
 }

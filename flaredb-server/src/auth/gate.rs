@@ -123,8 +123,10 @@ impl Gate {
             return None;
         }
         let user = cert_common_name(req)?;
+        let incarnation = state.users.get(&user)?.added_at;
         let expires = token::now_ms() + FORWARD_TOKEN_TTL.as_millis() as u64;
-        format!("Bearer {}", token::sign(&state.signing_key, &user, expires)).parse().ok()
+        let claims = token::Claims { user, incarnation };
+        format!("Bearer {}", token::sign(&state.signing_key, &claims, expires)).parse().ok()
     }
 }
 
@@ -147,11 +149,15 @@ fn identify(state: &AuthState, cred: &Credential, now_ms: u64) -> Result<String,
                 .strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
                 .ok_or_else(|| unauthenticated("the authorization header must be `Bearer <token>`"))?;
-            let user = token::verify(&state.signing_key, token.trim(), now_ms).map_err(unauthenticated)?;
-            if !state.users.contains_key(&user) {
-                return Err(unauthenticated(format!("user {user:?} no longer exists")));
+            let claims = token::verify(&state.signing_key, token.trim(), now_ms).map_err(unauthenticated)?;
+            match state.users.get(&claims.user) {
+                None => Err(unauthenticated(format!("user {:?} no longer exists", claims.user))),
+                Some(u) if u.added_at != claims.incarnation => Err(unauthenticated(format!(
+                    "user {:?} was deleted and added again since this token was issued; authenticate again",
+                    claims.user
+                ))),
+                Some(_) => Ok(claims.user),
             }
-            Ok(user)
         }
         Credential::Cert(cn) => {
             if !state.users.contains_key(cn) {

@@ -5,4 +5,5 @@
 
 pub mod gate;
 pub mod password;
+pub mod throttle;
 pub mod token;

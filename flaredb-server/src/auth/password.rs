@@ -19,7 +19,14 @@ static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn slot() -> Result<tokio::sync::SemaphorePermit<'static>, Status> {
-    match tokio::time::timeout(SLOT_WAIT, SLOTS.acquire()).await {
+    slot_in(&SLOTS, SLOT_WAIT).await
+}
+
+async fn slot_in(
+    slots: &'static tokio::sync::Semaphore,
+    wait: std::time::Duration,
+) -> Result<tokio::sync::SemaphorePermit<'static>, Status> {
+    match tokio::time::timeout(wait, slots.acquire()).await {
         Ok(Ok(p)) => Ok(p),
         _ => Err(Status::resource_exhausted("too many password checks at once; retry shortly")),
     }
@@ -72,6 +79,15 @@ pub async fn verify(password: String, phc: String) -> Result<bool, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_check_past_the_wait_for_a_slot_is_resource_exhausted() {
+        static BUSY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let _held = slot_in(&BUSY, SLOT_WAIT).await.unwrap();
+        let refused = slot_in(&BUSY, std::time::Duration::from_millis(20)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("retry"), "{}", refused.message());
+    }
 
     #[tokio::test]
     async fn a_hash_checks_its_password_only() {

@@ -3,7 +3,7 @@
 //! forwards); lists are read on the leader after confirming leadership, so
 //! a script sees its own changes from any node.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use flaredb_proto::{
     raft as pb,
@@ -13,17 +13,19 @@ use flaredb_raft::{
     auth::{self as rules, AuthState, Need, PermType, Permission},
     FlareResponse,
 };
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::ctx::{unexpected, Ctx};
 use crate::{
-    auth::{gate::Scope, password, token},
+    auth::{gate::Scope, password, throttle::SignInThrottle, token},
     forward::is_forwarded,
     status,
 };
 
 pub struct AuthService {
     pub ctx: Arc<Ctx>,
+    /// Slows password guessing per (address, user).
+    pub throttle: SignInThrottle,
 }
 
 /// Forwards `$req` to the leader with `$method` unless this node serves it.
@@ -83,29 +85,45 @@ fn user_role(user: String, role: String) -> Result<pb::AuthUserRole, Status> {
 impl Auth for AuthService {
     async fn authenticate(&self, req: Request<AuthenticateRequest>) -> Result<Response<AuthenticateResponse>, Status> {
         let ctx = &self.ctx;
-        let state = ctx.node.auth();
+        let mut state = ctx.node.auth();
         if !state.enabled {
             return Err(Status::failed_precondition("auth is not enabled: requests need no token"));
         }
         let r = req.get_ref();
         name("user", &r.name)?;
+        let (ip, user) = (req.remote_addr().map(|a| a.ip()), r.name.clone());
+        self.throttle.admit(ip, &user, Instant::now())?;
+        let failed = || {
+            tracing::info!(%user, "authentication failed");
+            self.throttle.failed(ip, &user, Instant::now());
+            Status::unauthenticated("wrong user name or password")
+        };
         let hash = password_hash(&state, &r.name);
         if !password::verify(r.password.clone(), hash).await? {
             if ctx.node.raft().is_leader() || is_forwarded(&req) {
-                tracing::info!(user = %r.name, "authentication failed");
-                return Err(Status::unauthenticated("wrong user name or password"));
+                return Err(failed());
             }
             // This node may not have applied a user just added: the leader decides.
-            let r = forward_or_serve!(ctx, req, authenticate);
-            let state = self.current().await?;
+            let forwarded =
+                ctx.forward(req, ctx.timeout, |ch, q| async move { AuthClient::new(ch).authenticate(q).await });
+            let r = match forwarded.await {
+                Ok(Ok(answer)) => {
+                    self.throttle.succeeded(ip, &user);
+                    return Ok(answer);
+                }
+                Ok(Err(refused)) if refused.code() == Code::Unauthenticated => return Err(failed()),
+                Ok(Err(other)) => return Err(other),
+                Err(req) => req.into_inner(),
+            };
+            state = self.current().await?;
             let hash = password_hash(&state, &r.name);
             if !state.enabled || !password::verify(r.password, hash).await? {
-                tracing::info!(user = %r.name, "authentication failed");
-                return Err(Status::unauthenticated("wrong user name or password"));
+                return Err(failed());
             }
-            return Ok(Response::new(issue(ctx, &state, &r.name)));
         }
-        Ok(Response::new(issue(ctx, &state, &r.name)))
+        // Signed as of the state the password was checked against.
+        self.throttle.succeeded(ip, &user);
+        Ok(Response::new(issue(ctx, &state, &user)))
     }
 
     async fn user_add(&self, req: Request<UserAddRequest>) -> Result<Response<AuthChangeResponse>, Status> {
@@ -119,8 +137,12 @@ impl Auth for AuthService {
         }
         let r = forward_or_serve!(self.ctx, req, user_add);
         let password_hash = if r.password.is_empty() { String::new() } else { password::hash(r.password).await? };
-        self.change(pb::auth_command::Op::UserAdd(pb::AuthUserRecord { name: r.name, password_hash, roles: vec![] }))
-            .await
+        self.change(pb::auth_command::Op::UserAdd(pb::AuthUserRecord {
+            name: r.name,
+            password_hash,
+            ..Default::default()
+        }))
+        .await
     }
 
     async fn user_delete(&self, req: Request<UserDeleteRequest>) -> Result<Response<AuthChangeResponse>, Status> {
@@ -259,6 +281,9 @@ fn password_hash(state: &AuthState, user: &str) -> String {
 /// A token for `user`, good for the configured time.
 fn issue(ctx: &Ctx, state: &AuthState, user: &str) -> AuthenticateResponse {
     let ttl = ctx.token_ttl;
-    let token = token::sign(&state.signing_key, user, token::now_ms() + ttl.as_millis() as u64);
+    // The password was checked against this state: the user is in it.
+    let incarnation = state.users.get(user).map_or(0, |u| u.added_at);
+    let claims = token::Claims { user: user.to_string(), incarnation };
+    let token = token::sign(&state.signing_key, &claims, token::now_ms() + ttl.as_millis() as u64);
     AuthenticateResponse { token, ttl_seconds: ttl.as_secs() as i64 }
 }

@@ -10,7 +10,8 @@ use std::{
 use flaredb_proto::leader_hint::{is_connect_failure, mark_not_applied};
 use flaredb_proto::raft as pb;
 use flaredb_raft::{
-    namespace::{Mode, NamespaceInfo, NamespaceRejection},
+    auth::Need,
+    namespace::{canonical_name, Mode, NamespaceInfo, NamespaceRejection},
     node::FlareNode,
     FlareResponse, NodeError,
 };
@@ -119,8 +120,18 @@ impl Ctx {
         }
     }
 
-    pub fn target(&self, namespace: &str) -> Option<pb::Target> {
-        Some(pb::Target { namespace: namespace.to_string(), auto_create: self.auto_create })
+    /// Where a write of `user` (empty: auth off) goes. With auth on, a write
+    /// creates a missing namespace only for a user who could create it with
+    /// Admin/CreateNamespace (ADMIN on it): WRITE alone does not.
+    pub fn target(&self, namespace: &str, user: &str) -> Option<pb::Target> {
+        let may_create =
+            user.is_empty() || self.node.auth().permits(user, Some(canonical_name(namespace)), Need::Admin);
+        Some(pb::Target { namespace: namespace.to_string(), auto_create: self.auto_create && may_create })
+    }
+
+    /// Whether `user` (empty: auth off) may read `namespace`.
+    pub fn may_read(&self, user: &str, namespace: &str) -> bool {
+        user.is_empty() || self.node.auth().permits(user, Some(canonical_name(namespace)), Need::Read)
     }
 
     /// Fails fast when the namespace is known locally in the other mode; the

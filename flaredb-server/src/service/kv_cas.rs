@@ -71,14 +71,17 @@ impl KvCas for KvCasService {
         };
         let r = req.into_inner();
         let cmd = pb::command::Cmd::CasPut(pb::CasPut {
-            target: ctx.target(&r.namespace),
+            target: ctx.target(&r.namespace, &user),
             key: r.key,
             value: r.value,
             expected_version: r.expected_version,
             lease_id: r.lease_id,
         });
+        let hide = !ctx.may_read(&user, &r.namespace);
         match ctx.propose_once(cmd, r.write_id, user).await? {
             FlareResponse::Cas { success, current_version, new_version } => {
+                // A failed compare names the key's version: not for a writer who may not read.
+                let current_version = if hide && !success { 0 } else { current_version };
                 Ok(Response::new(CasResponse { success, current_version, new_version }))
             }
             other => Err(unexpected(other)),
@@ -149,12 +152,14 @@ impl KvCas for KvCasService {
         };
         let r = req.into_inner();
         let cmd = pb::command::Cmd::CasDelete(pb::CasDelete {
-            target: ctx.target(&r.namespace),
+            target: ctx.target(&r.namespace, &user),
             key: r.key,
             expected_version: r.expected_version,
         });
+        let hide = !ctx.may_read(&user, &r.namespace);
         match ctx.propose_once(cmd, r.write_id, user).await? {
             FlareResponse::CasDelete { success, current_version } => {
+                let current_version = if hide && !success { 0 } else { current_version };
                 Ok(Response::new(CasDeleteResponse { success, current_version }))
             }
             other => Err(unexpected(other)),
@@ -173,7 +178,7 @@ impl KvCas for KvCasService {
         };
         let mut r = req.into_inner();
         let write_id = r.write_id.take();
-        let cmd = txn::command(ctx.target(&r.namespace), r);
+        let cmd = txn::command(ctx.target(&r.namespace, &user), r);
         match ctx.propose_once(cmd, write_id, user).await? {
             FlareResponse::Txn { succeeded, revision, results } => {
                 Ok(Response::new(txn::response(succeeded, revision, results, ctx.limits.max_message_bytes)?))

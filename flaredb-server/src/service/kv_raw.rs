@@ -26,7 +26,7 @@ impl KvRaw for KvRawService {
         validate::key(&ctx.limits, &r.key)?;
         validate::value(&ctx.limits, &r.value)?;
         validate::namespace(&r.namespace)?;
-        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
+        let user = ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Eventual)?;
         let req =
             match ctx.forward(req, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_put(q).await }).await {
@@ -34,7 +34,11 @@ impl KvRaw for KvRawService {
                 Err(req) => req,
             };
         let r = req.into_inner();
-        let cmd = pb::command::Cmd::RawPut(pb::RawPut { target: ctx.target(&r.namespace), key: r.key, value: r.value });
+        let cmd = pb::command::Cmd::RawPut(pb::RawPut {
+            target: ctx.target(&r.namespace, &user),
+            key: r.key,
+            value: r.value,
+        });
         match ctx.propose(cmd).await? {
             FlareResponse::RawPut => Ok(Response::new(RawPutResponse { success: true })),
             other => Err(unexpected(other)),
@@ -82,7 +86,7 @@ impl KvRaw for KvRawService {
         let r = req.get_ref();
         validate::key(&ctx.limits, &r.key)?;
         validate::namespace(&r.namespace)?;
-        ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
+        let user = ctx.gate.check(&req, Scope::Namespace(&r.namespace), &[Need::Write])?;
         ctx.precheck(&r.namespace, Mode::Eventual)?;
         let req = match ctx
             .forward(req, ctx.timeout, |ch, q| async move { KvRawClient::new(ch).raw_delete(q).await })
@@ -92,7 +96,7 @@ impl KvRaw for KvRawService {
             Err(req) => req,
         };
         let r = req.into_inner();
-        let cmd = pb::command::Cmd::RawDelete(pb::RawDelete { target: ctx.target(&r.namespace), key: r.key });
+        let cmd = pb::command::Cmd::RawDelete(pb::RawDelete { target: ctx.target(&r.namespace, &user), key: r.key });
         match ctx.propose(cmd).await? {
             FlareResponse::RawDelete { existed } => Ok(Response::new(RawDeleteResponse { success: existed })),
             other => Err(unexpected(other)),
