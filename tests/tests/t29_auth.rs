@@ -489,6 +489,8 @@ async fn tokens_from_one_node_work_on_all_and_changes_take_effect_everywhere() {
     let refused = setup.auth_enable().await.unwrap_err();
     assert!(matches!(&refused, ClientError::FailedPrecondition(m) if m.contains("root")), "{refused:?}");
     setup.user_add("root", "rootpw").await.unwrap();
+    // With auth on, alice's WRITE does not create the namespace.
+    setup.create_namespace("app", NamespaceMode::Strong).await.unwrap();
     setup.auth_enable().await.unwrap();
     let root = root_client(&c);
     let err = root.user_delete("root").await.unwrap_err();
@@ -605,6 +607,8 @@ async fn grpcurl_and_the_cli_drive_auth() {
         &["user", "grant-role", "bob", "ops"],
         &["role", "add", "viewer"],
         &["role", "grant-permission", "viewer", "read", "svc-a"],
+        // bob's READWRITE does not create it: root does.
+        &["ns", "create", "svc-a"],
     ] {
         let (code, out, err) = cli(&[&as_root[..], args].concat());
         assert_eq!(code, Some(0), "{args:?}: {out}{err}");

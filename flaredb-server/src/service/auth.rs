@@ -87,7 +87,13 @@ impl Auth for AuthService {
         let ctx = &self.ctx;
         let mut state = ctx.node.auth();
         if !state.enabled {
-            return Err(Status::failed_precondition("auth is not enabled: requests need no token"));
+            // This node may not have applied an AuthEnable just acknowledged: the leader decides.
+            let r = forward_or_serve!(ctx, req, authenticate);
+            state = self.current().await?;
+            if !state.enabled {
+                return Err(Status::failed_precondition("auth is not enabled: requests need no token"));
+            }
+            return self.authenticate(Request::new(r)).await;
         }
         let r = req.get_ref();
         name("user", &r.name)?;
