@@ -316,11 +316,22 @@ impl AuthState {
         u.roles.iter().filter_map(|r| self.roles.get(r)).flatten().any(|p| p.kind.grants(need))
     }
 
-    /// Whether `user` may act on something `owner` created (a lease): the
-    /// owner itself or a cluster admin. An empty name on either side means
-    /// auth was off when it was made or asked, and passes.
+    /// What a lease or session records as its owner: the user's name and
+    /// the revision it was added at, so that a user deleted and added again
+    /// is not the owner of the old one's leases and sessions. Empty when
+    /// `user` is (auth off).
+    pub fn identity(&self, user: &str) -> String {
+        if user.is_empty() {
+            return String::new();
+        }
+        format!("{user}@{}", self.users.get(user).map_or(0, |u| u.added_at))
+    }
+
+    /// Whether `user` (a name) may act on something whose owner is `owner`
+    /// (an `identity`): that very user or a cluster admin. Empty on either
+    /// side means auth was off when it was made or asked, and passes.
     pub fn may_act_for(&self, owner: &str, user: &str) -> bool {
-        owner.is_empty() || user.is_empty() || owner == user || self.permits(user, None, Need::Admin)
+        owner.is_empty() || user.is_empty() || owner == self.identity(user) || self.permits(user, None, Need::Admin)
     }
 
     /// Whether `user` has any right on namespace `ns` (what ListNamespaces shows).

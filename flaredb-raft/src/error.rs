@@ -82,6 +82,9 @@ pub enum NodeError {
     /// The request does not fit the cluster's current state.
     #[error("failed precondition: {0}")]
     Precondition(String),
+    /// The caller may not do this (another user's lease).
+    #[error("permission denied: {0}")]
+    Denied(String),
     /// Storage failed or Raft stopped; the node cannot serve.
     #[error("fatal: {0}")]
     Fatal(String),

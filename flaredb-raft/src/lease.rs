@@ -82,6 +82,10 @@ pub struct LeaseTable {
     inner: Mutex<Inner>,
 }
 
+/// A keep-alive refused: the lease is another user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOwned;
+
 /// What the leader knows of one lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseInfo {
@@ -128,16 +132,22 @@ impl LeaseTable {
         self.lock().leases.len()
     }
 
-    /// Renews `id` to its full TTL; its TTL in seconds, or `None` if it does
-    /// not exist or is being expired.
-    pub fn keep_alive(&self, id: u64, now: Instant) -> Option<i64> {
+    /// Renews `id` to its full TTL if `may` accepts its owner, in one step
+    /// (no grant can slip in between a check and the renewal); its TTL in
+    /// seconds, `Ok(None)` if it does not exist or is being expired,
+    /// `Err(NotOwned)` if `may` refused.
+    pub fn keep_alive(&self, id: u64, now: Instant, may: impl Fn(&str) -> bool) -> Result<Option<i64>, NotOwned> {
         let mut inner = self.lock();
         if inner.expiring.contains(&id) {
-            return None;
+            return Ok(None);
         }
-        let (ttl, ttl_secs) = inner.leases.get(&id).map(|l| (l.ttl, l.ttl_secs))?;
+        let Some(l) = inner.leases.get(&id) else { return Ok(None) };
+        if !may(&l.owner) {
+            return Err(NotOwned);
+        }
+        let (ttl, ttl_secs) = (l.ttl, l.ttl_secs);
         inner.set_deadline(id, now + ttl);
-        Some(ttl_secs)
+        Ok(Some(ttl_secs))
     }
 
     /// Who granted lease `id`, if this node has it.
@@ -227,9 +237,10 @@ mod tests {
         assert!(t.take_expired(at(base, 2), 10).is_empty());
         assert_eq!(t.take_expired(at(base, 3), 10), [6]);
         // Proposed for expiry: neither renewed nor proposed again.
-        assert_eq!(t.keep_alive(6, at(base, 3)), None);
+        assert_eq!(t.keep_alive(6, at(base, 3), |_| true), Ok(None));
         assert!(t.take_expired(at(base, 4), 10).is_empty());
-        assert_eq!(t.keep_alive(5, at(base, 9)), Some(10));
+        assert_eq!(t.keep_alive(5, at(base, 9), |_| false), Err(NotOwned));
+        assert_eq!(t.keep_alive(5, at(base, 9), |_| true), Ok(Some(10)));
         assert!(t.take_expired(at(base, 18), 10).is_empty());
         assert_eq!(t.take_expired(at(base, 19), 10), [5]);
         t.apply(&[LeaseChange::Revoked { id: 5 }, LeaseChange::Revoked { id: 6 }], at(base, 19));

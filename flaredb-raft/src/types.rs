@@ -94,6 +94,11 @@ pub enum FlareResponse {
     LeaseNotFound {
         id: u64,
     },
+    /// A transaction whose gets would read more than the limit: nothing applied.
+    TxnReadTooLarge {
+        bytes: usize,
+        limit: usize,
+    },
     /// A put or revoke named a lease another user granted: nothing applied.
     LeaseNotOwned {
         id: u64,

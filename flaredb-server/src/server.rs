@@ -29,6 +29,12 @@ pub enum ServeError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot open node: {0}")]
     Open(#[from] flaredb_raft::OpenError),
+    #[error(
+        "auth is enabled but the Raft transport on {0} is reachable off loopback without peer TLS: anyone who \
+         reaches it could bypass auth. Serve Raft with --peer-listen, --peer-cert, --peer-key and \
+         --peer-trusted-ca, or set allow_auth_without_peer_tls = true in the config file to accept the risk"
+    )]
+    RaftExposed(SocketAddr),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server: {0}")]
@@ -106,12 +112,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         token_ttl: Duration::from_secs(cfg.auth_token_ttl_secs),
         raft_exposed: cfg.raft_exposed().filter(|_| !cfg.allow_auth_without_peer_tls),
     });
-    if let (Some(addr), true) = (cfg.raft_exposed(), node.auth().enabled) {
-        tracing::error!(
-            %addr,
-            "INSECURE: auth is enabled but the Raft transport is reachable without peer TLS: anyone who reaches \
-             it can rewrite the auth state and bypass every permission"
-        );
+    if let (Some(addr), true, false) = (cfg.raft_exposed(), node.auth().enabled, cfg.allow_auth_without_peer_tls) {
+        // Serving would let anyone who reaches the Raft port bypass auth.
+        node.shutdown().await;
+        return Err(ServeError::RaftExposed(addr));
     }
     tracing::info!(addr = %cfg.listen, peer_addr = ?cfg.peer_listen, data_dir = %cfg.data_dir.display(), "serving");
     // A leader hands over before the listeners close, so its peers and

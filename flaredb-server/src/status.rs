@@ -33,6 +33,13 @@ pub fn quota_exceeded(q: flaredb_raft::quota::QuotaExceeded) -> Status {
     s
 }
 
+pub fn txn_read_too_large(bytes: usize, limit: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the transaction's gets would read {bytes} bytes of values, over the limit of {limit}; nothing was applied: \
+         read large values with fewer gets per transaction"
+    ))
+}
+
 pub fn lease_not_owned(id: u64) -> Status {
     Status::permission_denied(format!(
         "lease {id} was granted by another user: only its owner (or a cluster admin) may use, renew, read or revoke it"
@@ -86,6 +93,7 @@ pub fn node_error(e: NodeError) -> Status {
         NodeError::Rejected(r) => rejection(r),
         NodeError::Invalid(why) => Status::invalid_argument(why),
         NodeError::Precondition(why) => Status::failed_precondition(why),
+        NodeError::Denied(why) => Status::permission_denied(why),
         NodeError::Fatal(why) => storage_failed(&why),
     }
 }

@@ -39,6 +39,9 @@ pub struct ClusterOpts {
     pub fault_injection: bool,
     /// More flags for one node (by id), e.g. its own `--metrics-listen`.
     pub node_args: BTreeMap<u64, Vec<String>>,
+    /// Nodes that listen on every interface (0.0.0.0), as a real deployment
+    /// would, instead of loopback; peers still reach them on 127.0.0.1.
+    pub listen_on_all: BTreeSet<u64>,
 }
 
 impl Default for ClusterOpts {
@@ -49,6 +52,7 @@ impl Default for ClusterOpts {
             extra_toml: String::new(),
             fault_injection: false,
             node_args: BTreeMap::new(),
+            listen_on_all: BTreeSet::new(),
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct Cluster {
     config: PathBuf,
     fault_injection: bool,
     node_args: BTreeMap<u64, Vec<String>>,
+    listen_on_all: BTreeSet<u64>,
     /// Nodes each node cannot send Raft messages to.
     blocked: BTreeMap<u64, BTreeSet<u64>>,
     /// Nodes started with --join (not in the initial cluster).
@@ -121,6 +126,7 @@ impl Cluster {
             config,
             fault_injection: opts.fault_injection,
             node_args: opts.node_args,
+            listen_on_all: opts.listen_on_all,
             blocked: BTreeMap::new(),
             joined: BTreeSet::new(),
         };
@@ -134,11 +140,15 @@ impl Cluster {
     pub fn start_node(&mut self, id: u64) {
         let seed_addr = self.nodes.values().next().map(|n| n.addr.clone()).unwrap_or_default();
         let node = self.nodes.get_mut(&id).expect("node id");
+        let listen = match self.listen_on_all.contains(&id) {
+            true => node.addr.replace("127.0.0.1", "0.0.0.0"),
+            false => node.addr.clone(),
+        };
         let mut args = vec![
             "--id".to_string(),
             id.to_string(),
             "--listen".into(),
-            node.addr.clone(),
+            listen,
             "--data-dir".into(),
             node.data_dir.display().to_string(),
             "--initial-cluster".into(),

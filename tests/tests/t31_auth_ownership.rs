@@ -224,8 +224,19 @@ async fn tokens_namespaces_versions_and_password_guessing_give_nothing_away() {
     let mut kv = KvCasClient::new(ch.clone());
     let get = |ns: &str, key: &str| pb::GetRequest { namespace: ns.into(), key: b(key) };
 
-    // A user deleted and added again does not inherit the old one's tokens.
+    // A user deleted and added again does not inherit the old one's tokens,
+    // leases or sessions.
     let old = token(&ch, "alice").await;
+    let grant = kv.lease_grant(with_token(pb::LeaseGrantRequest { ttl_seconds: 600 }, &old)).await;
+    let old_lease = grant.unwrap().into_inner().lease_id;
+    let session_put = |key: &str| pb::CasRequest {
+        namespace: "app".into(),
+        key: b(key),
+        value: b("v"),
+        write_id: Some(pb::WriteId { client_id: "alice-s".into(), sequence: 1 }),
+        ..Default::default()
+    };
+    kv.compare_and_swap(with_token(session_put("s1"), &old)).await.unwrap();
     root.user_delete("alice").await.unwrap();
     root.user_add("alice", "pw").await.unwrap();
     root.user_grant_role("alice", "rw").await.unwrap();
@@ -234,6 +245,8 @@ async fn tokens_namespaces_versions_and_password_guessing_give_nothing_away() {
     assert!(refused.message().contains("added again"), "{refused:?}");
     let alice = token(&ch, "alice").await;
     kv.get(with_token(get("app", "k"), &alice)).await.unwrap();
+    assert_eq!(code(keep_alive_once(&mut kv, old_lease, &alice).await), Code::PermissionDenied);
+    assert_eq!(code(kv.compare_and_swap(with_token(session_put("s1"), &alice)).await), Code::PermissionDenied);
 
     // WRITE alone does not create a namespace; ADMIN on it does.
     root.role_add("w-new").await.unwrap();
@@ -283,4 +296,60 @@ async fn tokens_namespaces_versions_and_password_guessing_give_nothing_away() {
         async move { auth.authenticate(pb::AuthenticateRequest { name: "bob".into(), password: "pw".into() }).await.ok() }
     })
     .await;
+}
+
+#[tokio::test]
+async fn auth_enable_asks_every_member_and_an_exposed_node_with_auth_on_refuses_to_start() {
+    let opts = ClusterOpts { listen_on_all: [3].into(), ..Default::default() };
+    let mut c = Cluster::start_with(3, opts).await;
+    let setup = c.client();
+    setup.user_add("root", "rootpw").await.unwrap();
+    let addrs: Vec<String> = (0..=3).map(|id| if id == 0 { String::new() } else { c.addr(id) }).collect();
+    let enable = |id: u64| {
+        let addr = addrs[id as usize].clone();
+        async move {
+            let ch = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+            AuthClient::new(ch).auth_enable(pb::AuthEnableRequest {}).await
+        }
+    };
+    // Node 3 listens off loopback without peer TLS: asked through node 1, refused naming it.
+    let leader = c.wait_leader().await;
+    let asked = if leader == 3 { 1 } else { leader };
+    let refused = enable(asked).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("node 3"), "{refused:?}");
+    // A member that cannot be asked is not taken on trust.
+    c.kill(3);
+    let refused = enable(asked).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("node 3"), "{refused:?}");
+    assert!(!setup.auth_status().await.unwrap().0, "auth was enabled");
+
+    // A node that accepted the risk enables auth; restarted without that
+    // setting, it refuses to start rather than serve an open Raft port.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, addr) = start_exposed(dir.path(), "allow_auth_without_peer_tls = true\n");
+    let one = RdbClient::with_config([addr.clone()], test_client_config()).unwrap();
+    wait_until("the node to serve", DEADLINE, || async { one.status().await.ok() }).await;
+    one.user_add("root", "rootpw").await.unwrap();
+    one.auth_enable().await.unwrap();
+    proc.kill();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    std::fs::write(dir.path().join("node.toml"), "").unwrap();
+    let args = [
+        "--id",
+        "1",
+        "--listen",
+        &format!("0.0.0.0:{port}"),
+        "--initial-cluster",
+        &format!("1={addr}"),
+        "--data-dir",
+        &dir.path().join("data").display().to_string(),
+    ];
+    let mut again = spawn_server(&args.map(String::from), &dir.path().join("again.log"));
+    let status =
+        wait_until("the node to refuse to start", DEADLINE, || std::future::ready(again.child.try_wait().unwrap()))
+            .await;
+    assert!(!status.success());
+    assert!(again.log_text().contains("auth is enabled but the Raft transport"), "{}", again.log_text());
 }

@@ -24,15 +24,17 @@ impl FlareNode {
     /// exist; `NotLeader` elsewhere (deadlines mean nothing there). A lease
     /// this leader does not know yet may be granted by an entry it has not
     /// applied: it catches up (ReadIndex) before saying no.
-    pub async fn lease_keep_alive(&self, id: u64) -> Result<Option<i64>, NodeError> {
+    /// `may` decides, given the lease's owner, whether the caller may renew it.
+    pub async fn lease_keep_alive(&self, id: u64, may: impl Fn(&str) -> bool) -> Result<Option<i64>, NodeError> {
         if !self.lead_leases() {
             return Err(NodeError::NotLeader { leader: self.leader() });
         }
-        if let Some(ttl) = self.shared.leases.keep_alive(id, Instant::now()) {
+        let denied = || NodeError::Denied(format!("lease {id} was granted by another user"));
+        if let Some(ttl) = self.shared.leases.keep_alive(id, Instant::now(), &may).map_err(|_| denied())? {
             return Ok(Some(ttl));
         }
         self.linearize().await?;
-        Ok(self.shared.leases.keep_alive(id, Instant::now()))
+        self.shared.leases.keep_alive(id, Instant::now(), &may).map_err(|_| denied())
     }
 
     /// Who granted lease `id` (empty: auth was off), as applied here.

@@ -124,7 +124,7 @@ impl<'a> ApplyBatch<'a> {
     }
 
     /// The value length of an encoded cas key as of this point of the batch.
-    fn cas_value_len(&self, key: &[u8]) -> Result<Option<usize>, StoreError> {
+    pub(super) fn cas_value_len(&self, key: &[u8]) -> Result<Option<usize>, StoreError> {
         if let Some(staged) = self.cas_overlay.get(key) {
             return Ok(staged.as_ref().map(|(_, v)| v.len()));
         }

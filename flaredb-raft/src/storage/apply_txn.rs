@@ -12,6 +12,12 @@ use std::cmp::Ordering;
 use flaredb_proto::raft::{self as pb, txn_op::Op, TxnCompareOp, TxnCompareTarget};
 
 use super::apply::ApplyBatch;
+
+/// The most bytes of values one transaction's gets may read. Every replica
+/// reads them (and a write id keeps them), so a small request must not make
+/// every node copy gigabytes; the same on every replica, whatever each
+/// node's `max_message_bytes`.
+pub const MAX_TXN_READ_BYTES: usize = 4 << 20;
 use crate::{
     error::StoreError,
     keys,
@@ -62,11 +68,37 @@ impl ApplyBatch<'_> {
                 return Ok(refused);
             }
         }
+        if let Some(info) = &ns {
+            let bytes = self.read_bound(info, ops)?;
+            if bytes > MAX_TXN_READ_BYTES {
+                return Ok(FlareResponse::TxnReadTooLarge { bytes, limit: MAX_TXN_READ_BYTES });
+            }
+        }
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             results.push(self.txn_op(index, &mut ns, &t.target, op)?);
         }
         Ok(FlareResponse::Txn { succeeded, revision: index, results })
+    }
+
+    /// At least as many value bytes as `ops`' gets will read: each get's key
+    /// as it is now, or as large as the largest put of it in `ops`.
+    fn read_bound(&self, ns: &NamespaceInfo, ops: &[pb::TxnOp]) -> Result<usize, StoreError> {
+        let mut total = 0usize;
+        for op in ops {
+            let Some(Op::Get(key)) = &op.op else { continue };
+            let put = ops
+                .iter()
+                .filter_map(|o| match &o.op {
+                    Some(Op::Put(p)) if p.key == *key => Some(p.value.len()),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            let now = self.cas_value_len(&keys::encode(ns.id, key))?.unwrap_or(0);
+            total = total.saturating_add(now.max(put));
+        }
+        Ok(total)
     }
 
     /// Whether compare `c` holds. In an absent namespace every key is absent.

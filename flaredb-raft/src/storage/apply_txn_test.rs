@@ -335,3 +335,21 @@ fn namespace_rejections_and_malformed_ops_change_nothing() {
     assert_eq!(results(resp), [TxnOpResult::Empty, absent("k")]);
     assert_eq!(sm.registry.list().count(), 2);
 }
+
+#[test]
+fn gets_that_would_read_past_the_limit_refuse_the_whole_transaction() {
+    use super::apply_txn::MAX_TXN_READ_BYTES;
+    let mut sm = Sm::new();
+    let big = "x".repeat(1 << 20);
+    sm.one(1, txn("ns", vec![], vec![put("big", &big)], vec![]));
+    // Four reads of 1 MiB fit; a fifth (or a put that grows a read key) does not.
+    let four = txn("ns", vec![], (0..4).map(|_| get("big")).collect(), vec![]);
+    assert!(matches!(sm.one(2, four), FlareResponse::Txn { succeeded: true, .. }));
+    let mut five: Vec<pb::TxnOp> = (0..5).map(|_| get("big")).collect();
+    five.insert(0, put("side", "effect"));
+    let refused = sm.one(3, txn("ns", vec![], five, vec![]));
+    assert_eq!(refused, FlareResponse::TxnReadTooLarge { bytes: 5 << 20, limit: MAX_TXN_READ_BYTES });
+    assert_eq!(sm.get("ns", "side"), None, "a refused transaction applied a put");
+    let grows = vec![put("small", &"y".repeat(MAX_TXN_READ_BYTES + 1)), get("small")];
+    assert!(matches!(sm.one(4, txn("ns", vec![], grows, vec![])), FlareResponse::TxnReadTooLarge { .. }));
+}

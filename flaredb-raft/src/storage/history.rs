@@ -151,8 +151,14 @@ pub enum Replay {
     Compacted { oldest: u64 },
 }
 
-/// Reads at most `budget` events from `from` up to revision `until`
-/// (exclusive) from one view, keeping those `filter` matches.
+/// A replay step ends once the events it kept hold this many bytes of keys
+/// and values (after at least one), so watches replaying large values from
+/// far back hold a bounded amount each.
+pub const REPLAY_PAGE_BYTES: usize = 1 << 20;
+
+/// Reads at most `budget` events (and about `REPLAY_PAGE_BYTES` of kept
+/// ones) from `from` up to revision `until` (exclusive) from one view,
+/// keeping those `filter` matches.
 pub fn replay(db: &DB, filter: &WatchFilter, from: Cursor, until: u64, budget: usize) -> Result<Replay, StoreError> {
     let view = db.snapshot();
     let h = cf(db, CF_HISTORY)?;
@@ -162,16 +168,17 @@ pub fn replay(db: &DB, filter: &WatchFilter, from: Cursor, until: u64, budget: u
     }
     let mut opts = ReadOptions::default();
     opts.set_iterate_upper_bound(Cursor::at(until).key().to_vec());
-    let mut events = Vec::new();
+    let (mut events, mut bytes) = (Vec::new(), 0usize);
     let items = view.iterator_cf_opt(h, opts, IteratorMode::From(&from.key(), Direction::Forward));
     for (seen, item) in items.enumerate() {
         let (k, v) = item?;
-        if seen == budget {
+        if seen == budget || bytes >= REPLAY_PAGE_BYTES {
             return Ok(Replay::Page { events, next: Cursor::parse(&k) });
         }
         let c = Cursor::parse(&k).ok_or_else(|| StoreError::corrupt("history key", "malformed"))?;
         let e = decode(c.revision, &v).ok_or_else(|| StoreError::corrupt("history event", "malformed"))?;
         if filter.matches(&e) {
+            bytes += e.key.len() + e.value.len();
             events.push(e);
         }
     }
@@ -245,6 +252,22 @@ mod tests {
         assert_eq!(floor(&db).unwrap(), 21);
         assert_eq!(all(&db, &pre, 20, 100, 2), Err(21));
         assert_eq!(all(&db, &pre, 21, 100, 2), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_page_of_large_values_stops_at_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::open(&dir.path().join("db")).unwrap();
+        init_floor(&db, 0).unwrap();
+        let big = |rev| ChangeEvent { value: Bytes::from(vec![b'v'; REPLAY_PAGE_BYTES / 2]), ..ev(rev, "k") };
+        write(&db, &[big(2), big(3), big(4), big(5), big(6)]);
+        let all_keys = WatchFilter::new("", "", true);
+        let Replay::Page { events, next } = replay(&db, &all_keys, Cursor::at(1), 100, 1024).unwrap() else {
+            panic!("compacted")
+        };
+        assert_eq!(events.len(), 2, "the page went past its byte budget");
+        assert_eq!(next.map(|c| c.revision), Some(4));
+        assert_eq!(all(&db, &all_keys, 1, 100, 1024), Ok(vec![2, 3, 4, 5, 6]));
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl ApplyBatch<'_> {
     }
 
     pub(super) fn grant_lease(&mut self, index: u64, ttl_secs: i64) -> Result<FlareResponse, StoreError> {
-        let owner = self.user.clone();
+        let owner = self.auth.identity(&self.user);
         let value = [&ttl_secs.to_be_bytes()[..], owner.as_bytes()].concat();
         self.batch.put_cf(cf(self.db, CF_SM_META)?, lease_key(index), value);
         self.leases.changes.push(LeaseChange::Granted { id: index, ttl_secs, owner: owner.as_str().into() });

@@ -207,13 +207,14 @@ fn only_its_owner_or_an_admin_attaches_keys_to_a_lease_or_revokes_it() {
             ("bob", revoke(&[2])),
         ],
     );
-    assert_eq!(a.changes, [LeaseChange::Granted { id: 2, ttl_secs: 5, owner: "alice".into() }]);
+    // The owner is the user with the revision it was added at (0: not a user here).
+    assert_eq!(a.changes, [LeaseChange::Granted { id: 2, ttl_secs: 5, owner: "alice@0".into() }]);
     assert!(matches!(a.answers[1], FlareResponse::Cas { success: true, .. }), "{:?}", a.answers[1]);
     for refused in &a.answers[2..] {
         assert_eq!(*refused, FlareResponse::LeaseNotOwned { id: 2 });
     }
     assert_eq!((sm.get("b"), sm.get("t"), sm.keys_of(2)), (None, None, vec!["a".to_string()]));
-    assert_eq!(lease::load_leases(&sm.db).unwrap(), [(2, 5, "alice".to_string())]);
+    assert_eq!(lease::load_leases(&sm.db).unwrap(), [(2, 5, "alice@0".to_string())]);
     // A cluster admin (root, added in the same batch) may revoke it.
     let r = sm.apply_as(10, vec![("", root_add()), ("root", revoke(&[2]))]);
     assert_eq!(r.answers[1], FlareResponse::LeaseRevoked { revoked: 1, deleted: 1 });

@@ -146,7 +146,7 @@ impl ApplyBatch<'_> {
         let meta = self.session(&id.client_id)?;
         // An unowned session (made with auth off) is adopted by its next
         // writer (`remember`); an owned one stays its owner's.
-        if !meta.owner.is_empty() && !self.user.is_empty() && meta.owner != self.user {
+        if !meta.owner.is_empty() && !self.user.is_empty() && meta.owner != self.auth.identity(&self.user) {
             return Ok(Some(FlareResponse::SessionNotOwned { client_id: id.client_id.clone() }));
         }
         if id.sequence < meta.floor {
@@ -180,7 +180,7 @@ impl ApplyBatch<'_> {
         meta.last_seen_ms = now;
         meta.max_seq = meta.max_seq.max(id.sequence);
         if meta.owner.is_empty() {
-            meta.owner.clone_from(&self.user);
+            meta.owner = self.auth.identity(&self.user);
         }
         let floor = meta.max_seq.saturating_sub(WINDOW);
         if floor >= meta.floor + FLOOR_STEP {
@@ -248,6 +248,13 @@ fn encode_reply(resp: &FlareResponse) -> Option<pb::SessionReply> {
         }
         FlareResponse::CasDelete { success, current_version } => {
             Reply::CasDelete(pb::CasDeleteReply { success: *success, current_version: *current_version })
+        }
+        // A branch that wrote nothing need not be answered the same again:
+        // a retry reads afresh, and no read values are kept.
+        FlareResponse::Txn { results, .. }
+            if !results.iter().any(|r| matches!(r, TxnOpResult::Put { .. } | TxnOpResult::Delete { .. })) =>
+        {
+            return None
         }
         FlareResponse::Txn { succeeded, revision, results } => Reply::Txn(pb::TxnReply {
             succeeded: *succeeded,

@@ -44,27 +44,34 @@ impl SignInThrottle {
         self.pairs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// RESOURCE_EXHAUSTED if `user` from `ip` must still wait.
-    pub fn admit(&self, ip: Option<IpAddr>, user: &str, now: Instant) -> Result<(), Status> {
-        let Some(f) = self.lock().get(&(ip, user.to_string())).copied() else { return Ok(()) };
-        let wait = f.next_allowed().saturating_duration_since(now);
-        if wait.is_zero() {
-            return Ok(());
-        }
-        Err(Status::resource_exhausted(format!(
-            "too many wrong passwords for user {user:?} from this address: retry in {} s",
-            wait.as_secs() + 1
-        )))
-    }
-
-    pub fn failed(&self, ip: Option<IpAddr>, user: &str, now: Instant) {
+    /// Counts an attempt of `user` from `ip` as a failure until `succeeded`
+    /// clears it (so parallel attempts cannot all slip through before the
+    /// first fails); RESOURCE_EXHAUSTED if the pair must still wait.
+    pub fn attempt(&self, ip: Option<IpAddr>, user: &str, now: Instant) -> Result<(), Status> {
         let mut pairs = self.lock();
-        if pairs.len() >= MAX_TRACKED {
+        let key = (ip, user.to_string());
+        if let Some(f) = pairs.get(&key) {
+            let wait = f.next_allowed().saturating_duration_since(now);
+            if !wait.is_zero() {
+                return Err(Status::resource_exhausted(format!(
+                    "too many wrong passwords for user {user:?} from this address: retry in {} s",
+                    wait.as_secs() + 1
+                )));
+            }
+        } else if pairs.len() >= MAX_TRACKED {
+            // Those no longer waiting, then those not yet held up, make room.
             pairs.retain(|_, f| now.saturating_duration_since(f.last) < MAX_WAIT);
+            if pairs.len() >= MAX_TRACKED {
+                pairs.retain(|_, f| f.count >= FREE_FAILURES);
+            }
+            if pairs.len() >= MAX_TRACKED {
+                return Err(Status::resource_exhausted("too many failing sign-ins at once; retry shortly"));
+            }
         }
-        let f = pairs.entry((ip, user.to_string())).or_insert(Failures { count: 0, last: now });
+        let f = pairs.entry(key).or_insert(Failures { count: 0, last: now });
         f.count = f.count.saturating_add(1);
         f.last = now;
+        Ok(())
     }
 
     pub fn succeeded(&self, ip: Option<IpAddr>, user: &str) {
@@ -80,27 +87,41 @@ mod tests {
     fn five_failures_are_free_then_the_wait_doubles_and_success_clears_it() {
         let (t, t0) = (SignInThrottle::default(), Instant::now());
         let (here, there) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        // Five attempts at once (none answered yet) all count.
         for _ in 0..5 {
-            t.admit(here, "root", t0).unwrap();
-            t.failed(here, "root", t0);
+            t.attempt(here, "root", t0).unwrap();
         }
-        // The sixth failure makes the next attempt wait 2 s (1 s after the fifth).
-        t.admit(here, "root", t0 + Duration::from_secs(1)).unwrap();
-        t.failed(here, "root", t0 + Duration::from_secs(1));
-        let refused = t.admit(here, "root", t0 + Duration::from_millis(2_500)).unwrap_err();
+        assert!(t.attempt(here, "root", t0).is_err(), "a sixth parallel attempt slipped through");
+        // One second after the fifth, one more; then 2 s.
+        t.attempt(here, "root", t0 + Duration::from_secs(1)).unwrap();
+        let refused = t.attempt(here, "root", t0 + Duration::from_millis(2_500)).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("retry in 1 s"), "{}", refused.message());
-        t.admit(here, "root", t0 + Duration::from_secs(3)).unwrap();
+        t.attempt(here, "root", t0 + Duration::from_secs(3)).unwrap();
         // Another address, or another user, is not held up.
-        t.admit(there, "root", t0).unwrap();
-        t.admit(here, "alice", t0).unwrap();
-        // Many failures wait at most a minute.
-        for _ in 0..50 {
-            t.failed(here, "root", t0);
-        }
-        assert!(t.admit(here, "root", t0 + MAX_WAIT - Duration::from_secs(1)).is_err());
-        t.admit(here, "root", t0 + MAX_WAIT).unwrap();
+        t.attempt(there, "root", t0).unwrap();
+        t.attempt(here, "alice", t0).unwrap();
+        // A right password clears the pair.
         t.succeeded(here, "root");
-        t.admit(here, "root", t0).unwrap();
+        t.attempt(here, "root", t0 + Duration::from_secs(3)).unwrap();
+    }
+
+    #[test]
+    fn the_wait_is_at_most_a_minute_and_the_table_is_bounded() {
+        let (t, t0) = (SignInThrottle::default(), Instant::now());
+        let here = Some(IpAddr::from([10, 0, 0, 1]));
+        let mut at = t0;
+        for _ in 0..60 {
+            while t.attempt(here, "root", at).is_err() {
+                at += Duration::from_secs(1);
+            }
+        }
+        assert!(t.attempt(here, "root", at + MAX_WAIT - Duration::from_secs(1)).is_err());
+        t.attempt(here, "root", at + MAX_WAIT).unwrap();
+        // Fresh names from one address fill the table only up to its bound.
+        for i in 0..MAX_TRACKED + 10 {
+            let _ = t.attempt(here, &format!("u{i}"), t0);
+        }
+        assert!(t.lock().len() <= MAX_TRACKED);
     }
 }

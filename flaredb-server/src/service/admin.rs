@@ -98,6 +98,7 @@ impl Admin for AdminService {
             watchers: self.ctx.node.watch_hub().watchers() as u64,
             leases: self.ctx.node.lease_count() as u64,
             corrupt: self.ctx.corruption.why().unwrap_or_default().to_string(),
+            raft_exposed: self.ctx.raft_exposed.is_some(),
         }))
     }
 

@@ -97,11 +97,17 @@ impl Auth for AuthService {
         }
         let r = req.get_ref();
         name("user", &r.name)?;
+        if r.password.len() > password::MAX_PASSWORD_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "password is limited to {} bytes",
+                password::MAX_PASSWORD_BYTES
+            )));
+        }
         let (ip, user) = (req.remote_addr().map(|a| a.ip()), r.name.clone());
-        self.throttle.admit(ip, &user, Instant::now())?;
+        // Counted as a failure until it succeeds.
+        self.throttle.attempt(ip, &user, Instant::now())?;
         let failed = || {
             tracing::info!(%user, "authentication failed");
-            self.throttle.failed(ip, &user, Instant::now());
             Status::unauthenticated("wrong user name or password")
         };
         let hash = password_hash(&state, &r.name);
@@ -255,6 +261,7 @@ impl Auth for AuthService {
             return Err(status::raft_exposed(self.ctx.node.id(), addr));
         }
         forward_or_serve!(self.ctx, req, auth_enable);
+        every_member_closed(&self.ctx).await?;
         let key: [u8; rules::SIGNING_KEY_BYTES] = rand::random();
         let answer = self.change(pb::auth_command::Op::AuthEnable(key.to_vec().into())).await;
         if answer.is_ok() {
@@ -277,6 +284,40 @@ impl Auth for AuthService {
         let state = self.ctx.node.auth();
         Ok(Response::new(AuthStatusResponse { enabled: state.enabled, revision: state.revision }))
     }
+}
+
+/// Refuses unless every other member answers Status saying its Raft
+/// transport is closed to strangers: one exposed member is enough to bypass
+/// auth through Raft.
+async fn every_member_closed(ctx: &Ctx) -> Result<(), Status> {
+    use flaredb_proto::v1::admin_client::AdminClient;
+    let me = ctx.node.id();
+    for m in ctx.node.status().members.into_iter().filter(|m| m.id != me) {
+        let ask = async {
+            let mut req = Request::new(StatusRequest {});
+            req.set_timeout(std::time::Duration::from_secs(2));
+            AdminClient::new(ctx.fwd.channel(&m.addr.public)?).status(req).await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(3), ask).await {
+            Ok(Ok(s)) if s.get_ref().raft_exposed => {
+                return Err(Status::failed_precondition(format!(
+                    "node {} serves the Raft transport off loopback without peer TLS: anyone who reaches it could \
+                     bypass auth through Raft. Give it --peer-listen with --peer-cert, --peer-key and \
+                     --peer-trusted-ca (or set allow_auth_without_peer_tls = true in its config), then retry",
+                    m.id
+                )))
+            }
+            Ok(Ok(_)) => {}
+            _ => {
+                return Err(Status::unavailable(format!(
+                    "node {} did not answer Status, so its Raft transport cannot be confirmed closed to strangers; \
+                     bring it up (or remove it from the cluster) and retry AuthEnable",
+                    m.id
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The stored hash of `user` (empty for an unknown or certificate-only user).

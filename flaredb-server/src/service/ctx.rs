@@ -173,6 +173,9 @@ impl Ctx {
             Ok(Ok((FlareResponse::StaleWrite { sequence, oldest }, _))) => Err(status::stale_write(sequence, oldest)),
             Ok(Ok((FlareResponse::LeaseNotFound { id }, _))) => Err(status::lease_not_found(id)),
             Ok(Ok((FlareResponse::LeaseNotOwned { id }, _))) => Err(status::lease_not_owned(id)),
+            Ok(Ok((FlareResponse::TxnReadTooLarge { bytes, limit }, _))) => {
+                Err(status::txn_read_too_large(bytes, limit))
+            }
             Ok(Ok((FlareResponse::SessionNotOwned { client_id }, _))) => Err(status::session_not_owned(&client_id)),
             Ok(Ok((FlareResponse::QuotaExceeded(q), _))) => Err(status::quota_exceeded(q)),
             Ok(Ok((resp, _))) => Ok(resp),

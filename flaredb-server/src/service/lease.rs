@@ -62,6 +62,8 @@ pub async fn revoke(ctx: &Arc<Ctx>, req: Request<LeaseRevokeRequest>) -> Result<
     // Revoking deletes the lease's keys: WRITE on each of their namespaces;
     // and only the owner (or an admin) may (checked by apply).
     let user = ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    // Ownership first: another user's lease must not name its namespaces.
+    owned(ctx, id, &user)?;
     for ns in lease_namespaces(ctx, id).await? {
         ctx.gate.check(&req, Scope::Namespace(&ns), &[Need::Write])?;
     }
@@ -83,6 +85,7 @@ pub async fn time_to_live(
     req: Request<LeaseTimeToLiveRequest>,
 ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
     let user = ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    owned(ctx, req.get_ref().lease_id, &user)?;
     if req.get_ref().keys {
         // Listing the keys shows them: READ on each of their namespaces.
         for ns in lease_namespaces(ctx, req.get_ref().lease_id).await? {
@@ -119,6 +122,15 @@ pub async fn time_to_live(
         }
     }
     Ok(Response::new(resp))
+}
+
+/// Refuses another user's lease, as far as this node knows it (the leader
+/// checks again: apply for a revoke, its own table for a TTL).
+fn owned(ctx: &Ctx, id: u64, user: &str) -> Result<(), Status> {
+    match ctx.node.lease_owner(id) {
+        Some(owner) if !ctx.node.auth().may_act_for(&owner, user) => Err(status::lease_not_owned(id)),
+        _ => Ok(()),
+    }
 }
 
 /// The namespaces of the keys attached to lease `id` (as applied here).
@@ -171,20 +183,13 @@ pub async fn keep_alive(
 /// ends the stream); another user's lease is refused, an unknown one
 /// answers TTL 0.
 async fn renew(ctx: &Ctx, id: u64, user: &str) -> Result<LeaseKeepAliveResponse, Status> {
-    let node = &ctx.node;
-    let owner = match node.lease_owner(id) {
-        Some(owner) => Some(owner),
-        // Not here yet: the leader catches up first (as the renewal would).
-        None if node.raft().is_leader() => {
-            node.linearize().await.map_err(status::node_error)?;
-            node.lease_owner(id)
-        }
-        None => None,
+    let auth = ctx.node.auth();
+    // Checked and renewed in one step: a lease granted meanwhile is checked too.
+    let ttl = match ctx.node.lease_keep_alive(id, |owner| auth.may_act_for(owner, user)).await {
+        Ok(ttl) => ttl,
+        Err(NodeError::Denied(_)) => return Err(status::lease_not_owned(id)),
+        Err(e) => return Err(status::node_error(e)),
     };
-    if owner.is_some_and(|o| !node.auth().may_act_for(&o, user)) {
-        return Err(status::lease_not_owned(id));
-    }
-    let ttl = node.lease_keep_alive(id).await.map_err(status::node_error)?;
     Ok(LeaseKeepAliveResponse { lease_id: id, ttl_seconds: ttl.unwrap_or(0) })
 }
 
