@@ -353,3 +353,27 @@ async fn auth_enable_asks_every_member_and_an_exposed_node_with_auth_on_refuses_
     assert!(!status.success());
     assert!(again.log_text().contains("auth is enabled but the Raft transport"), "{}", again.log_text());
 }
+
+#[tokio::test]
+async fn with_auth_on_a_learner_with_an_exposed_raft_port_is_not_added() {
+    let opts = ClusterOpts { listen_on_all: [2].into(), ..Default::default() };
+    let mut c = Cluster::start_with(1, opts).await;
+    let setup = c.client();
+    setup.user_add("root", "rootpw").await.unwrap();
+    setup.auth_enable().await.unwrap();
+    let root = RdbClient::with_config(c.endpoints(), test_client_config().with_user("root", "rootpw")).unwrap();
+    let addr2 = c.start_joining(2);
+    let refused = wait_until("node 2 to answer and be refused", DEADLINE, || {
+        let (root, addr2) = (root.clone(), addr2.clone());
+        async move {
+            match root.add_learner(2, &addr2, true).await {
+                Err(flaredb_client::ClientError::FailedPrecondition(m)) => Some(m),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert!(refused.contains("node 2") && refused.contains("peer TLS"), "{refused}");
+    let members = root.status().await.unwrap().members;
+    assert!(!members.iter().any(|m| m.id == 2), "node 2 was added: {members:?}");
+}

@@ -191,6 +191,11 @@ impl Admin for AdminService {
                 Err(req) => req,
             };
         let r = req.into_inner();
+        if ctx.node.auth().enabled {
+            // With auth on, a member whose Raft port is open to strangers would undo it.
+            let public = r.addr.split('@').next().unwrap_or_default();
+            super::auth::raft_closed(ctx, r.node_id, public).await?;
+        }
         ctx.node.add_learner(r.node_id, r.addr, r.wait).await.map_err(status::node_error)?;
         Ok(membership(ctx))
     }

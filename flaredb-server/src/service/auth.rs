@@ -290,34 +290,34 @@ impl Auth for AuthService {
 /// transport is closed to strangers: one exposed member is enough to bypass
 /// auth through Raft.
 async fn every_member_closed(ctx: &Ctx) -> Result<(), Status> {
-    use flaredb_proto::v1::admin_client::AdminClient;
     let me = ctx.node.id();
     for m in ctx.node.status().members.into_iter().filter(|m| m.id != me) {
-        let ask = async {
-            let mut req = Request::new(StatusRequest {});
-            req.set_timeout(std::time::Duration::from_secs(2));
-            AdminClient::new(ctx.fwd.channel(&m.addr.public)?).status(req).await
-        };
-        match tokio::time::timeout(std::time::Duration::from_secs(3), ask).await {
-            Ok(Ok(s)) if s.get_ref().raft_exposed => {
-                return Err(Status::failed_precondition(format!(
-                    "node {} serves the Raft transport off loopback without peer TLS: anyone who reaches it could \
-                     bypass auth through Raft. Give it --peer-listen with --peer-cert, --peer-key and \
-                     --peer-trusted-ca (or set allow_auth_without_peer_tls = true in its config), then retry",
-                    m.id
-                )))
-            }
-            Ok(Ok(_)) => {}
-            _ => {
-                return Err(Status::unavailable(format!(
-                    "node {} did not answer Status, so its Raft transport cannot be confirmed closed to strangers; \
-                     bring it up (or remove it from the cluster) and retry AuthEnable",
-                    m.id
-                )))
-            }
-        }
+        raft_closed(ctx, m.id, &m.addr.public).await?;
     }
     Ok(())
+}
+
+/// Refuses unless node `id` (public address `public`) answers Status saying
+/// its Raft transport is closed to strangers.
+pub(crate) async fn raft_closed(ctx: &Ctx, id: u64, public: &str) -> Result<(), Status> {
+    use flaredb_proto::v1::admin_client::AdminClient;
+    let ask = async {
+        let mut req = Request::new(StatusRequest {});
+        req.set_timeout(std::time::Duration::from_secs(2));
+        AdminClient::new(ctx.fwd.channel(public)?).status(req).await
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), ask).await {
+        Ok(Ok(s)) if s.get_ref().raft_exposed => Err(Status::failed_precondition(format!(
+            "node {id} serves the Raft transport off loopback without peer TLS: anyone who reaches it could \
+             bypass auth through Raft. Give it --peer-listen with --peer-cert, --peer-key and \
+             --peer-trusted-ca (or set allow_auth_without_peer_tls = true in its config), then retry"
+        ))),
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(Status::unavailable(format!(
+            "node {id} did not answer Status at {public}, so its Raft transport cannot be confirmed closed to \
+             strangers (auth depends on it); bring it up and retry"
+        ))),
+    }
 }
 
 /// The stored hash of `user` (empty for an unknown or certificate-only user).
