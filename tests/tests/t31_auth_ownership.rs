@@ -377,3 +377,40 @@ async fn with_auth_on_a_learner_with_an_exposed_raft_port_is_not_added() {
     let members = root.status().await.unwrap().members;
     assert!(!members.iter().any(|m| m.id == 2), "node 2 was added: {members:?}");
 }
+
+#[tokio::test]
+async fn a_signed_in_client_rides_out_kill_9_of_the_leader_and_a_restart() {
+    let mut c = Cluster::start(3).await;
+    let setup = c.client();
+    setup.user_add("root", "rootpw").await.unwrap();
+    setup.user_add("svc", "pw").await.unwrap();
+    setup.role_add("rw").await.unwrap();
+    setup.role_grant_permission("rw", "app", PermissionType::Readwrite).await.unwrap();
+    setup.user_grant_role("svc", "rw").await.unwrap();
+    setup.create_namespace("app", NamespaceMode::Strong).await.unwrap();
+    setup.auth_enable().await.unwrap();
+    let svc = RdbClient::with_config(c.endpoints(), test_client_config().with_user("svc", "pw")).unwrap();
+    let app = svc.namespace("app");
+    let mut version = app.cas_put("k", "0", 0).await.unwrap().new_version;
+
+    // kill -9 of the leader: the survivors check the same token (the signing
+    // key is replicated) and the client's writes go on.
+    let leader = c.wait_leader().await;
+    c.kill(leader);
+    for i in 1..=5 {
+        let r = app.cas_put("k", i.to_string(), version).await.unwrap();
+        assert!(r.success, "{r:?}");
+        version = r.new_version;
+    }
+    // Restarted (loopback: not exposed), the old leader serves again with auth on.
+    c.start_node(leader);
+    let on_old = RdbClient::with_config([c.addr(leader)], test_client_config().with_user("svc", "pw")).unwrap();
+    let got = wait_until("the restarted node to serve the last write", DEADLINE, || {
+        let on_old = on_old.namespace("app");
+        async move { on_old.cas_get("k").await.ok().flatten().filter(|kv| kv.version == version) }
+    })
+    .await;
+    assert_eq!(got.value.as_ref(), b"5");
+    let anonymous = c.client_for(leader).namespace("app").cas_get("k").await.unwrap_err();
+    assert!(matches!(anonymous, flaredb_client::ClientError::Unauthenticated(_)), "{anonymous:?}");
+}
