@@ -66,8 +66,11 @@ pub async fn run(
     value_size: usize,
 ) -> anyhow::Result<Report> {
     let value = Bytes::from(vec![b'v'; value_size]);
-    // Distinct key space per run so CAS creates never collide.
-    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Distinct key space per run so CAS creates never collide, also with an
+    // earlier bench process's keys on the same cluster (`--endpoints`).
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let process = *PROCESS.get_or_init(|| fastrand::u64(1..1_000_000));
+    let run = process * 1_000 + RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..clients {
