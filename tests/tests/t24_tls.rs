@@ -167,8 +167,12 @@ async fn without_peer_tls_an_outsider_deposes_the_leader() {
     let mut raft = raft_over(&c.addr(leader), None).await.unwrap();
     let answer = raft.append_entries(depose(term + 10, id)).await;
     assert!(answer.is_ok(), "{answer:?}");
-    let status = c.client_for(leader).status().await.unwrap();
-    assert!(status.term >= term + 10, "the leader took the outsider's term: {status:?}");
+    // Status reads metrics, published just after the message was handled.
+    let client = c.client_for(leader);
+    wait_until("the leader to take the outsider's term", DEADLINE, || async {
+        client.status().await.ok().filter(|s| s.term >= term + 10)
+    })
+    .await;
 }
 
 #[tokio::test]
