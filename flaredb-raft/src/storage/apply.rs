@@ -115,22 +115,8 @@ impl<'a> ApplyBatch<'a> {
     /// How a put of a `value_len`-byte value at encoded `key` (in the cas or
     /// raw family) changes its namespace's (keys, bytes).
     pub(super) fn put_growth(&self, key: &[u8], value_len: usize, cas: bool) -> Result<(i64, i64), StoreError> {
-        let old = if cas { self.cas_value_len(key)? } else { self.raw_value_len(key)? };
-        let user = user_key_len(key) as i64;
-        Ok(match old {
-            Some(old) => (0, value_len as i64 - old as i64),
-            None => (1, user + value_len as i64),
-        })
-    }
-
-    /// The value length of an encoded cas key as of this point of the batch.
-    pub(super) fn cas_value_len(&self, key: &[u8]) -> Result<Option<usize>, StoreError> {
-        if let Some(staged) = self.cas_overlay.get(key) {
-            return Ok(staged.as_ref().map(|(_, v)| v.len()));
-        }
-        let Some(raw) = self.db.get_pinned_cf(cf(self.db, CF_CAS)?, key)? else { return Ok(None) };
-        let (_, value) = keys::decode_versioned(&raw).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
-        Ok(Some(value.len()))
+        let old = if cas { self.cas_head(key)?.value_len() } else { self.raw_value_len(key)? };
+        Ok(growth(key, old, value_len))
     }
 
     /// The value length of an encoded raw key as of this point of the batch.
@@ -149,12 +135,22 @@ impl<'a> ApplyBatch<'a> {
 
     /// The version of an encoded cas key as of this point of the batch (0 = absent).
     pub(super) fn cas_version(&self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self.cas_head(key)?.version)
+    }
+
+    /// The version and value length of an encoded cas key as of this point
+    /// of the batch, from one read: what a write needs to stage it and count it.
+    pub(super) fn cas_head(&self, key: &[u8]) -> Result<Head, StoreError> {
         if let Some(staged) = self.cas_overlay.get(key) {
-            return Ok(staged.as_ref().map_or(0, |(v, _)| *v));
+            return Ok(staged.as_ref().map_or(Head::ABSENT, |(v, value)| Head { version: *v, len: value.len() }));
         }
         match self.db.get_pinned_cf(cf(self.db, CF_CAS)?, key)? {
-            Some(raw) => Ok(keys::decode_versioned(&raw).ok_or_else(|| StoreError::corrupt("cas record", "short"))?.0),
-            None => Ok(0),
+            Some(raw) => {
+                let (version, value) =
+                    keys::decode_versioned(&raw).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
+                Ok(Head { version, len: value.len() })
+            }
+            None => Ok(Head::ABSENT),
         }
     }
 
@@ -170,8 +166,8 @@ impl<'a> ApplyBatch<'a> {
     }
 
     /// The encoded cas keys present in `[start, end)` (`None` = unbounded) as
-    /// of this point of the batch, in key order, with their versions.
-    pub(super) fn cas_keys_in(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+    /// of this point of the batch, in key order, with their heads.
+    pub(super) fn cas_keys_in(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Head)>, StoreError> {
         let mut opts = ReadOptions::default();
         if let Some(end) = end {
             opts.set_iterate_upper_bound(end.to_vec());
@@ -181,52 +177,54 @@ impl<'a> ApplyBatch<'a> {
             let (k, v) = item?;
             // A staged key is decided by the overlay below.
             if !self.cas_overlay.contains_key(k.as_ref()) {
-                let (version, _) =
+                let (version, value) =
                     keys::decode_versioned(&v).ok_or_else(|| StoreError::corrupt("cas record", "short"))?;
-                live.insert(k.to_vec(), version);
+                live.insert(k.to_vec(), Head { version, len: value.len() });
             }
         }
         let range = (Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded));
         let staged = self.cas_overlay.range::<[u8], _>(range);
-        live.extend(staged.filter_map(|(k, s)| s.as_ref().map(|(v, _)| (k.clone(), *v))));
+        live.extend(
+            staged
+                .filter_map(|(k, s)| s.as_ref().map(|(v, value)| (k.clone(), Head { version: *v, len: value.len() }))),
+        );
         Ok(live.into_iter().collect())
     }
 
-    /// Stages a put of `key` (encoded, in `ns`) whose version was `prev`,
-    /// attached to `lease` (0 = none, which detaches it); the new version is
-    /// the log index.
+    /// Stages a put of `key` (encoded, in `ns`) that held `prev`, attached to
+    /// `lease` (0 = none, which detaches it); the new version is the log index.
     pub(super) fn stage_cas_put(
         &mut self,
         ns: &NamespaceInfo,
         key: Vec<u8>,
         index: u64,
         value: &Bytes,
-        prev: u64,
+        prev: Head,
         lease: u64,
     ) -> Result<(), StoreError> {
         self.attach(&key, lease)?;
-        let (k, b) = self.put_growth(&key, value.len(), true)?;
+        let (k, b) = growth(&key, prev.value_len(), value.len());
         self.account(ns.id, k, b);
         self.batch.put_cf(cf(self.db, CF_CAS)?, &key, keys::encode_versioned(index, value));
-        self.record(EventKind::Put, ns, &key, value.clone(), index, prev)?;
+        self.record(EventKind::Put, ns, &key, value.clone(), index, prev.version)?;
         self.cas_overlay.insert(key, Some((index, value.clone())));
         Ok(())
     }
 
-    /// Stages a delete, at log `index`, of `key` whose version is `prev`.
+    /// Stages a delete, at log `index`, of `key` that holds `prev`.
     pub(super) fn stage_cas_delete(
         &mut self,
         ns: &NamespaceInfo,
         key: Vec<u8>,
         index: u64,
-        prev: u64,
+        prev: Head,
     ) -> Result<(), StoreError> {
         self.attach(&key, 0)?;
-        if let Some(old) = self.cas_value_len(&key)? {
+        if let Some(old) = prev.value_len() {
             self.account_removed(ns.id, &key, old);
         }
         self.batch.delete_cf(cf(self.db, CF_CAS)?, &key);
-        self.record(EventKind::Delete, ns, &key, Bytes::new(), index, prev)?;
+        self.record(EventKind::Delete, ns, &key, Bytes::new(), index, prev.version)?;
         self.cas_overlay.insert(key, None);
         Ok(())
     }
@@ -313,10 +311,11 @@ impl<'a> ApplyBatch<'a> {
                     Err(resp) => return Ok(resp),
                 };
                 // An absent namespace holds no keys: every version there is 0.
-                let current = match &found {
-                    Some(ns) => self.cas_version(&keys::encode(ns.id, &c.key))?,
-                    None => 0,
+                let head = match &found {
+                    Some(ns) => self.cas_head(&keys::encode(ns.id, &c.key))?,
+                    None => Head::ABSENT,
                 };
+                let current = head.version;
                 if current != c.expected_version {
                     return Ok(FlareResponse::Cas { success: false, current_version: current, new_version: 0 });
                 }
@@ -327,14 +326,14 @@ impl<'a> ApplyBatch<'a> {
                     return Ok(FlareResponse::LeaseNotOwned { id: c.lease_id });
                 }
                 if let Some(ns) = found.as_ref().filter(|ns| self.has_quota(ns.id)) {
-                    let (k, b) = self.put_growth(&keys::encode(ns.id, &c.key), c.value.len(), true)?;
+                    let (k, b) = growth(&keys::encode(ns.id, &c.key), head.value_len(), c.value.len());
                     if let Err(refused) = self.admits(ns, k, b) {
                         return Ok(refused);
                     }
                 }
                 let ns = self.for_write(found, &c.target, Mode::Strong)?;
                 // The version is the log index: unique and increasing, never reused.
-                self.stage_cas_put(&ns, keys::encode(ns.id, &c.key), index, &c.value, current, c.lease_id)?;
+                self.stage_cas_put(&ns, keys::encode(ns.id, &c.key), index, &c.value, head, c.lease_id)?;
                 Ok(FlareResponse::Cas { success: true, current_version: current, new_version: index })
             }
             Cmd::CasDelete(c) => {
@@ -345,11 +344,12 @@ impl<'a> ApplyBatch<'a> {
                     Err(resp) => return Ok(resp),
                 };
                 let key = keys::encode(ns.id, &c.key);
-                let current = self.cas_version(&key)?;
+                let head = self.cas_head(&key)?;
+                let current = head.version;
                 if current == 0 || current != c.expected_version {
                     return Ok(FlareResponse::CasDelete { success: false, current_version: current });
                 }
-                self.stage_cas_delete(&ns, key, index, current)?;
+                self.stage_cas_delete(&ns, key, index, head)?;
                 Ok(FlareResponse::CasDelete { success: true, current_version: current })
             }
             Cmd::RawPut(c) => {
@@ -433,6 +433,31 @@ fn target_of(target: &Option<pb::Target>) -> (&str, bool) {
 /// The user key's length of an encoded key (what quotas count, with the value).
 fn user_key_len(key: &[u8]) -> usize {
     key.len().saturating_sub(4)
+}
+
+/// How putting a `value_len`-byte value at encoded `key`, which held a value
+/// of `old` bytes (`None`: absent), changes its namespace's (keys, bytes).
+fn growth(key: &[u8], old: Option<usize>, value_len: usize) -> (i64, i64) {
+    match old {
+        Some(old) => (0, value_len as i64 - old as i64),
+        None => (1, (user_key_len(key) + value_len) as i64),
+    }
+}
+
+/// What a cas key holds: its version (0 = absent) and its value's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Head {
+    pub version: u64,
+    pub len: usize,
+}
+
+impl Head {
+    pub const ABSENT: Head = Head { version: 0, len: 0 };
+
+    /// The value's length, `None` when the key is absent.
+    pub fn value_len(&self) -> Option<usize> {
+        (self.version != 0).then_some(self.len)
+    }
 }
 
 #[cfg(test)]

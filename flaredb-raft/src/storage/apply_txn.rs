@@ -95,7 +95,7 @@ impl ApplyBatch<'_> {
                 })
                 .max()
                 .unwrap_or(0);
-            let now = self.cas_value_len(&keys::encode(ns.id, key))?.unwrap_or(0);
+            let now = self.cas_head(&keys::encode(ns.id, key))?.len;
             total = total.saturating_add(now.max(put));
         }
         Ok(total)
@@ -148,7 +148,7 @@ impl ApplyBatch<'_> {
                     None => ns.insert(self.for_write(None, target, Mode::Strong)?).clone(),
                 };
                 let k = keys::encode(info.id, &p.key);
-                let prev = self.cas_version(&k)?;
+                let prev = self.cas_head(&k)?;
                 self.stage_cas_put(&info, k, index, &p.value, prev, p.lease_id)?;
                 TxnOpResult::Put { version: index }
             }
@@ -162,13 +162,12 @@ impl ApplyBatch<'_> {
             Op::Delete(key) => {
                 let Some(info) = ns.clone() else { return Ok(TxnOpResult::Delete { deleted: 0 }) };
                 let k = keys::encode(info.id, key);
-                match self.cas_version(&k)? {
-                    0 => TxnOpResult::Delete { deleted: 0 },
-                    prev => {
-                        self.stage_cas_delete(&info, k, index, prev)?;
-                        TxnOpResult::Delete { deleted: 1 }
-                    }
+                let prev = self.cas_head(&k)?;
+                if prev.version == 0 {
+                    return Ok(TxnOpResult::Delete { deleted: 0 });
                 }
+                self.stage_cas_delete(&info, k, index, prev)?;
+                TxnOpResult::Delete { deleted: 1 }
             }
             Op::DeletePrefix(prefix) => {
                 let Some(info) = ns.clone() else { return Ok(TxnOpResult::Delete { deleted: 0 }) };

@@ -173,9 +173,9 @@ impl ApplyBatch<'_> {
                 continue;
             }
             for key in self.attached_keys(id)? {
-                let prev = self.cas_version(&key)?;
+                let prev = self.cas_head(&key)?;
                 let ns = keys::decode(&key).and_then(|(ns, _)| self.registry.by_id(ns).cloned());
-                match (ns, prev) {
+                match (ns, prev.version) {
                     (Some(ns), 1..) => {
                         self.stage_cas_delete(&ns, key, index, prev)?;
                         deleted += 1;
