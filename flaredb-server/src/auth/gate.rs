@@ -53,14 +53,16 @@ impl Gate {
     /// PERMISSION_DENIED: a right is missing. The user's name, empty when
     /// auth is off (what a command records as its user).
     pub fn check<T>(&self, req: &Request<T>, scope: Scope<'_>, needs: &[Need]) -> Result<String, Status> {
-        let state = self.node.auth();
-        if !state.enabled {
-            return Ok(String::new());
-        }
-        self.allow(&state, &self.credential(req), token::now_ms(), scope, needs)
+        self.check_credential(&self.credential(req), scope, needs)
     }
 
-    /// What `req` presents as its identity, kept by a stream to check again.
+    /// `check` for a credential already taken from its request (a stream
+    /// keeps it to check again later).
+    pub fn check_credential(&self, cred: &Credential, scope: Scope<'_>, needs: &[Need]) -> Result<String, Status> {
+        self.decide(cred, token::now_ms(), scope, needs)
+    }
+
+    /// What a request presents as its identity, kept by a stream to check again.
     pub fn credential<T>(&self, req: &Request<T>) -> Credential {
         match req.metadata().get(AUTHORIZATION) {
             Some(v) => Credential::Header(v.clone()),
@@ -74,11 +76,16 @@ impl Gate {
     /// there. The token's expiry counted when the stream opened, as in etcd:
     /// a stream outlives its token, not its user's rights.
     pub fn recheck(&self, cred: &Credential, scope: Scope<'_>, needs: &[Need]) -> Result<String, Status> {
+        self.decide(cred, 0, scope, needs)
+    }
+
+    /// Checks `cred` as of `now_ms` (0: whatever the token's expiry).
+    fn decide(&self, cred: &Credential, now_ms: u64, scope: Scope<'_>, needs: &[Need]) -> Result<String, Status> {
         let state = self.node.auth();
         if !state.enabled {
             return Ok(String::new());
         }
-        self.allow(&state, cred, 0, scope, needs)
+        self.allow(&state, cred, now_ms, scope, needs)
     }
 
     fn allow(

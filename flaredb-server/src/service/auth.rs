@@ -86,14 +86,20 @@ impl Auth for AuthService {
     async fn authenticate(&self, req: Request<AuthenticateRequest>) -> Result<Response<AuthenticateResponse>, Status> {
         let ctx = &self.ctx;
         let mut state = ctx.node.auth();
+        let mut req = req;
         if !state.enabled {
             // This node may not have applied an AuthEnable just acknowledged: the leader decides.
-            let r = forward_or_serve!(ctx, req, authenticate);
+            req = match ctx
+                .forward(req, ctx.timeout, |ch, q| async move { AuthClient::new(ch).authenticate(q).await })
+                .await
+            {
+                Ok(forwarded) => return forwarded,
+                Err(req) => req,
+            };
             state = self.current().await?;
             if !state.enabled {
                 return Err(Status::failed_precondition("auth is not enabled: requests need no token"));
             }
-            return self.authenticate(Request::new(r)).await;
         }
         let r = req.get_ref();
         name("user", &r.name)?;

@@ -48,8 +48,8 @@ impl KvCas for KvCasService {
     }
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        self.ctx.gate.check(&req, Scope::Namespace(&req.get_ref().namespace), &[Need::Read])?;
         let cred = self.ctx.gate.credential(&req);
+        self.ctx.gate.check_credential(&cred, Scope::Namespace(&req.get_ref().namespace), &[Need::Read])?;
         watch::start(&self.ctx, req.into_inner(), cred).await.map(Response::new)
     }
 

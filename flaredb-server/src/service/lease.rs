@@ -147,7 +147,7 @@ pub async fn keep_alive(
     req: Request<Streaming<LeaseKeepAliveRequest>>,
 ) -> Result<Response<KeepAliveStream>, Status> {
     let cred = ctx.gate.credential(&req);
-    ctx.gate.check(&req, Scope::Anywhere, &[Need::Write])?;
+    ctx.gate.check_credential(&cred, Scope::Anywhere, &[Need::Write])?;
     if !is_forwarded(&req) && !ctx.node.raft().is_leader() {
         if ctx.node.leader().is_none() {
             ctx.node.wait_for_new_leader(None, ctx.leader_wait).await;
