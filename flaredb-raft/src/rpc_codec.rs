@@ -4,8 +4,8 @@
 
 use flaredb_proto::raft as pb;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendError, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 
 use crate::{
@@ -51,6 +51,25 @@ pub fn append_resp_from_pb(p: &pb::AppendEntriesResponse) -> Result<AppendEntrie
         R::PartialSuccess(ps) => AppendEntriesResponse::PartialSuccess(opt_log_id_from_pb(&ps.matching)),
         R::Conflict(_) => AppendEntriesResponse::Conflict,
         R::HigherVote(v) => AppendEntriesResponse::HigherVote(codec::vote_from_pb(v)),
+    })
+}
+
+pub fn stream_resp_to_pb(r: &StreamAppendResult<TypeConfig>) -> pb::StreamAppendResponse {
+    use pb::stream_append_response::Result as R;
+    let result = match r {
+        Ok(m) => R::Accepted(pb::PartialSuccess { matching: opt_log_id_to_pb(m) }),
+        Err(StreamAppendError::Conflict(id)) => R::Conflict(codec::log_id_to_pb(id)),
+        Err(StreamAppendError::HigherVote(v)) => R::HigherVote(vote_to_pb(v)),
+    };
+    pb::StreamAppendResponse { result: Some(result) }
+}
+
+pub fn stream_resp_from_pb(p: &pb::StreamAppendResponse) -> Result<StreamAppendResult<TypeConfig>, CodecError> {
+    use pb::stream_append_response::Result as R;
+    Ok(match p.result.as_ref().ok_or(CodecError { what: "stream append response", detail: "empty".into() })? {
+        R::Accepted(a) => Ok(opt_log_id_from_pb(&a.matching)),
+        R::Conflict(id) => Err(StreamAppendError::Conflict(codec::log_id_from_pb(id))),
+        R::HigherVote(v) => Err(StreamAppendError::HigherVote(codec::vote_from_pb(v))),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod lockers;
 pub mod metadata_contract;
 mod postgres;
 mod process;
+pub mod raft_peer;
 mod wait;
 pub mod watchers;
 pub mod workload;

@@ -1,7 +1,12 @@
 //! Every bad input gets its status code, and nothing is written.
 
 use flaredb_client::ClientError;
-use flaredb_tests::{wait_until, Cluster, DEADLINE};
+use flaredb_proto::raft::{raft_client::RaftClient, AppendEntriesRequest};
+use flaredb_tests::{
+    raft_peer::{cluster_id, from_cluster},
+    wait_until, Cluster, DEADLINE,
+};
+use tonic::Code;
 
 fn invalid(e: ClientError, needle: &str) {
     assert!(
@@ -86,4 +91,33 @@ async fn data_dir_is_locked_and_bound_to_its_node_id() {
     // The node still starts on its own dir afterwards.
     c.start_node(1);
     wait_until("node 1 back", DEADLINE, || async { c.client().status().await.ok() }).await;
+}
+
+/// The replication stream (`Raft/StreamAppend`) opened by a stranger, or
+/// carrying a malformed message: refused with the code that says which, and
+/// the node serves on with nothing changed.
+#[tokio::test]
+async fn a_bad_replication_stream_is_refused_and_changes_nothing() {
+    let c = Cluster::start(1).await;
+    let client = c.client();
+    let kv = client.namespace("stream");
+    assert!(kv.cas_put("k", "v", 0).await.unwrap().success);
+    let before = client.status().await.unwrap();
+    let id = cluster_id([(1, c.addr(1).as_str())]);
+    let mut raft = RaftClient::connect(format!("http://{}", c.addr(1))).await.unwrap();
+    let one = || futures::stream::iter(vec![AppendEntriesRequest::default()]);
+
+    let foreign = raft.stream_append(from_cluster(one(), id ^ 1)).await.unwrap_err();
+    assert_eq!(foreign.code(), Code::FailedPrecondition, "{foreign}");
+
+    // A request without a vote: the stream ends with INVALID_ARGUMENT naming what is missing.
+    let mut answers = raft.stream_append(from_cluster(one(), id)).await.unwrap().into_inner();
+    let bad = answers.message().await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad}");
+    assert!(bad.message().contains("vote"), "{bad}");
+
+    let after = client.status().await.unwrap();
+    assert_eq!((after.term, after.leader_id), (before.term, before.leader_id));
+    assert_eq!(&kv.cas_get("k").await.unwrap().unwrap().value[..], b"v");
+    assert!(kv.cas_put("k2", "v", 0).await.unwrap().success);
 }

@@ -11,7 +11,11 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use flaredb_client::{ClientConfig, RdbClient};
 use flaredb_proto::raft::{raft_client::RaftClient, AppendEntriesRequest, Vote};
-use flaredb_tests::{free_port, spawn_server, test_client_config, wait_until, Cluster, ServerProc, DEADLINE};
+use flaredb_tests::{
+    free_port,
+    raft_peer::{cluster_id, from_cluster},
+    spawn_server, test_client_config, wait_until, Cluster, ServerProc, DEADLINE,
+};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
@@ -131,21 +135,9 @@ async fn leader_of(client: &RdbClient) -> (u64, u64) {
 /// The Raft message an outsider sends: "I lead a later term".
 fn depose(term: u64, cluster_id: u64) -> tonic::Request<AppendEntriesRequest> {
     let vote = Vote { term, node_id: 99, committed: true };
-    let mut req = tonic::Request::new(AppendEntriesRequest { vote: Some(vote), ..Default::default() });
-    req.metadata_mut().insert("x-flaredb-cluster", format!("{cluster_id:016x}").parse().unwrap());
+    let mut req = from_cluster(AppendEntriesRequest { vote: Some(vote), ..Default::default() }, cluster_id);
     req.set_timeout(Duration::from_secs(2));
     req
-}
-
-/// What a cluster formed from `members` (id → address text) calls itself (FNV-1a, as the server computes it).
-fn cluster_id<'a>(members: impl IntoIterator<Item = (u64, &'a str)>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (id, addr) in members {
-        for b in format!("{id}={addr};").bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h.max(1)
 }
 
 async fn raft_over(addr: &str, tls: Option<ClientTlsConfig>) -> Result<RaftClient<tonic::transport::Channel>, String> {

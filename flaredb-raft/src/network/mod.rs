@@ -1,6 +1,7 @@
 //! The Raft transport client: one cached gRPC channel per peer, deadlines
 //! from openraft's `RPCOption`, snapshots streamed in chunks.
 
+mod append_stream;
 mod faults;
 mod peer;
 mod snapshot_stream;

@@ -7,18 +7,21 @@ use std::{
 };
 
 use flaredb_proto::{channel::ChannelCache, raft::raft_client::RaftClient};
+use futures::Stream;
 use openraft::{
+    base::{BoxFuture, BoxStream},
     errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable},
     network::{RPCOption, RaftNetworkV2},
     raft::{
-        AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-        VoteRequest, VoteResponse,
+        AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
+        TransferLeaderResponse, VoteRequest, VoteResponse,
     },
     OptionalSend,
 };
 use tonic::{metadata::MetadataValue, transport::Channel, Code};
 
 use super::{
+    append_stream::AppendStream,
     faults::{Faults, LinkCut},
     snapshot_stream, ClusterId, CLUSTER_KEY, MAX_RAFT_MESSAGE_BYTES,
 };
@@ -57,7 +60,7 @@ impl PeerClient {
         pre_vote: bool,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut client = self.client()?;
-        let req = self.request(rc::vote_req_to_pb(&rpc, pre_vote), option.hard_ttl());
+        let req = self.request(rc::vote_req_to_pb(&rpc, pre_vote), Some(option.hard_ttl()));
         let resp = client.vote(req).await.map_err(rpc_error)?;
         rc::vote_resp_from_pb(resp.get_ref()).map_err(decode_error)
     }
@@ -77,9 +80,13 @@ impl PeerClient {
             .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
     }
 
-    fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {
+    /// A request carrying this node's cluster id, with a gRPC deadline
+    /// unless it opens a long-lived stream.
+    fn request<T>(&self, msg: T, timeout: Option<Duration>) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
-        req.set_timeout(timeout);
+        if let Some(t) = timeout {
+            req.set_timeout(t);
+        }
         let id = self.cluster.load(Ordering::Relaxed);
         if let Ok(v) = MetadataValue::try_from(format!("{id:016x}")) {
             req.metadata_mut().insert(CLUSTER_KEY, v);
@@ -113,10 +120,38 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut client = self.client()?;
         let resp = client
-            .append_entries(self.request(rc::append_req_to_pb(&rpc), option.hard_ttl()))
+            .append_entries(self.request(rc::append_req_to_pb(&rpc), Some(option.hard_ttl())))
             .await
             .map_err(rpc_error)?;
         rc::append_resp_from_pb(resp.get_ref()).map_err(decode_error)
+    }
+
+    /// One bidi stream instead of openraft's one-RPC-at-a-time default (see
+    /// `append_stream`). Each request must be answered within the RPC
+    /// timeout, as a unary AppendEntries must.
+    #[allow(clippy::type_complexity)]
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let mut client = self.client()?;
+            let timeout = option.hard_ttl();
+            let (stream, requests) = AppendStream::requests(input, self.target, self.faults.clone(), timeout);
+            let open = client.stream_append(self.request(requests, None));
+            let resp = match tokio::time::timeout(timeout, open).await {
+                Ok(resp) => resp.map_err(rpc_error)?,
+                Err(_) => return Err(rpc_error(tonic::Status::deadline_exceeded("opening the append stream"))),
+            };
+            Ok(stream.answers(resp.into_inner()))
+        })
     }
 
     async fn vote(
@@ -152,7 +187,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .await
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         // A snapshot may take long; the per-chunk progress is the real liveness signal.
-        let req = self.request(chunks, option.hard_ttl().max(Duration::from_secs(600)));
+        let req = self.request(chunks, Some(option.hard_ttl().max(Duration::from_secs(600))));
         let send = async move { client.install_snapshot(req).await };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
@@ -170,7 +205,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         let mut client = self.client()?;
         let resp = client
-            .transfer_leader(self.request(rc::transfer_req_to_pb(&req), option.hard_ttl()))
+            .transfer_leader(self.request(rc::transfer_req_to_pb(&req), Some(option.hard_ttl())))
             .await
             .map_err(rpc_error)?;
         rc::transfer_resp_from_pb(resp.get_ref()).map_err(decode_error)

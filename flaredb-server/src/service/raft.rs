@@ -2,7 +2,7 @@
 //! with `--peer-listen`, on its own (see `routes.rs`). Decodes, hands to
 //! openraft, encodes; malformed input is INVALID_ARGUMENT, never a panic.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flaredb_proto::raft::{self as pb, raft_server::Raft as RaftRpc};
 use flaredb_raft::{
@@ -12,7 +12,7 @@ use flaredb_raft::{
     rpc_codec as rc,
     storage::SnapshotFile,
 };
-use futures::StreamExt;
+use futures::{stream::BoxStream, StreamExt};
 use openraft::Snapshot;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -45,6 +45,39 @@ fn raft_err(e: impl std::fmt::Display) -> Status {
 
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
+    type StreamAppendStream = BoxStream<'static, Result<pb::StreamAppendResponse, Status>>;
+
+    /// Pipelined replication: each request goes to openraft as it arrives and
+    /// is answered, in order, once durable. A malformed request ends the
+    /// input; the answers owed for the requests before it are still sent,
+    /// then the stream fails with INVALID_ARGUMENT.
+    async fn stream_append(
+        &self,
+        req: Request<Streaming<pb::AppendEntriesRequest>>,
+    ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        self.admit(&req)?;
+        let bad_input: Arc<Mutex<Option<Status>>> = Arc::default();
+        let slot = bad_input.clone();
+        let input = req.into_inner().scan((), move |_, msg| {
+            let rpc = msg.and_then(|m| rc::append_req_from_pb(&m).map_err(bad));
+            std::future::ready(match rpc {
+                Ok(rpc) => Some(rpc),
+                Err(status) => {
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+                    None
+                }
+            })
+        });
+        let answers = self.node.raft().stream_append(input).map(|r| match r {
+            Ok(answer) => Ok(rc::stream_resp_to_pb(&answer)),
+            Err(fatal) => Err(raft_err(fatal)),
+        });
+        // Runs once the answers are exhausted, i.e. after the input ended.
+        let failure = futures::stream::once(async move { bad_input.lock().unwrap_or_else(|p| p.into_inner()).take() })
+            .filter_map(|s| std::future::ready(s.map(Err)));
+        Ok(Response::new(answers.chain(failure).boxed()))
+    }
+
     async fn append_entries(
         &self,
         req: Request<pb::AppendEntriesRequest>,
