@@ -126,9 +126,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rc::append_resp_from_pb(resp.get_ref()).map_err(decode_error)
     }
 
-    /// One bidi stream instead of openraft's one-RPC-at-a-time default (see
-    /// `append_stream`). Each request must be answered within the RPC
-    /// timeout, as a unary AppendEntries must.
+    /// Replication: one bidi stream instead of openraft's one-RPC-at-a-time
+    /// default (see `append_stream`); each request must be answered within
+    /// the RPC timeout, as a unary AppendEntries must.
     #[allow(clippy::type_complexity)]
     fn stream_append<'s, S>(
         &'s mut self,
@@ -141,6 +141,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
     {
+        // A heartbeat is a stream of one request: a unary call costs less
+        // than opening and closing a stream for it (ReadIndex waits on it).
+        if input.size_hint().1.is_some_and(|n| n <= 1) {
+            return openraft::network::stream_append_sequential(self, input, option);
+        }
         Box::pin(async move {
             let mut client = self.client()?;
             let timeout = option.hard_ttl();
