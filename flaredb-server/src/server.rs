@@ -124,8 +124,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let shutdown = async move {
         shutdown.await;
         hand_over(&leaving).await;
-        // Open watch streams would hold the graceful shutdown open.
-        leaving.end_watches();
+        // Open watch and replication streams would hold the graceful shutdown open.
+        leaving.end_streams();
     }
     .boxed()
     .shared();

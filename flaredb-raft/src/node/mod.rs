@@ -95,6 +95,9 @@ pub struct FlareNode {
     pending: std::sync::atomic::AtomicU64,
     /// openraft's leader lease (= election_timeout_max).
     lease: Duration,
+    /// Set when the node starts to stop: ends the replication streams it
+    /// serves, which would otherwise hold a graceful shutdown open forever.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl FlareNode {
@@ -179,6 +182,7 @@ impl FlareNode {
             peer_channels,
             pending: Default::default(),
             lease,
+            closing: tokio::sync::watch::Sender::new(false),
         });
         Self::spawn_history_pruner(&node, cfg.history);
         Self::spawn_lease_expiry(&node);
@@ -342,8 +346,24 @@ impl FlareNode {
         }
     }
 
-    pub async fn shutdown(&self) {
+    /// Ends the streams this node serves (watches, replication from the
+    /// leader) so the server's graceful shutdown can finish; a stream opened
+    /// after this ends at once.
+    pub fn end_streams(&self) {
         self.end_watches();
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once `end_streams` was called (at once if it already was).
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        self.end_streams();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }

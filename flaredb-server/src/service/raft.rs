@@ -75,7 +75,9 @@ impl RaftRpc for RaftService {
         // Runs once the answers are exhausted, i.e. after the input ended.
         let failure = futures::stream::once(async move { bad_input.lock().unwrap_or_else(|p| p.into_inner()).take() })
             .filter_map(|s| std::future::ready(s.map(Err)));
-        Ok(Response::new(answers.chain(failure).boxed()))
+        // Ends when this node starts to stop: the leader reopens on its next
+        // entries (to a refused connection), and the graceful shutdown is not held open.
+        Ok(Response::new(answers.chain(failure).take_until(self.node.closing()).boxed()))
     }
 
     async fn append_entries(
