@@ -8,8 +8,10 @@
 //! each once its entries are durable.
 //!
 //! No gRPC deadline covers the whole stream (it lives as long as the leader
-//! replicates): each request must be answered within the RPC timeout of its
-//! own, measured from when it was sent, or the stream fails as Unreachable.
+//! replicates): while requests are unanswered, the follower must answer one
+//! within the RPC timeout of the later of the oldest one's sending and the
+//! last answer, or the stream fails as Unreachable. Requests queued behind a
+//! slow one do not time out while answers keep coming.
 
 use std::{
     collections::VecDeque,
@@ -61,6 +63,7 @@ pub(super) struct AppendStream {
     sent: Arc<Sent>,
     target: NodeId,
     timeout: Duration,
+    last_answer: Option<Instant>,
 }
 
 impl AppendStream {
@@ -93,14 +96,14 @@ impl AppendStream {
                     rc::append_req_to_pb(&req)
                 }
             });
-        (Self { sent, target, timeout }, requests)
+        (Self { sent, target, timeout, last_answer: None }, requests)
     }
 
     /// openraft's answer stream: in order, one per request; ends after the
     /// first error.
     pub(super) fn answers(self, resp: Streaming<pb::StreamAppendResponse>) -> BoxStream<'static, Answer> {
         futures::stream::unfold(Some((self, resp)), |state| async move {
-            let (this, mut resp) = state?;
+            let (mut this, mut resp) = state?;
             match this.next(&mut resp).await {
                 Some(Ok(answer)) => Some((Ok(answer), Some((this, resp)))),
                 Some(Err(e)) => Some((Err(e), None)),
@@ -110,15 +113,14 @@ impl AppendStream {
         .boxed()
     }
 
-    async fn next(&self, resp: &mut Streaming<pb::StreamAppendResponse>) -> Option<Answer> {
+    async fn next(&mut self, resp: &mut Streaming<pb::StreamAppendResponse>) -> Option<Answer> {
         loop {
-            // Wake when the oldest unanswered request falls due; with none
-            // outstanding, look again after one timeout.
-            let oldest = self.sent.times().front().copied();
-            let deadline = oldest.unwrap_or_else(Instant::now) + self.timeout;
+            // With none outstanding, look again after one timeout.
+            let deadline = self.due().unwrap_or_else(Instant::now) + self.timeout;
             match tokio::time::timeout_at(deadline, resp.message()).await {
                 Ok(Ok(Some(msg))) => {
                     self.sent.times().pop_front();
+                    self.last_answer = Some(Instant::now());
                     return Some(rc::stream_resp_from_pb(&msg).map_err(|e| RPCError::Network(NetworkError::new(&e))));
                 }
                 Ok(Ok(None)) if self.sent.cut.load(Ordering::Acquire) => {
@@ -127,15 +129,42 @@ impl AppendStream {
                 Ok(Ok(None)) => return None,
                 Ok(Err(status)) => return Some(Err(rpc_error(status))),
                 // A request sent while this waited with none outstanding may not be due yet.
-                Err(_) if self.sent.times().front().is_some_and(|t| *t + self.timeout <= Instant::now()) => {
+                Err(_) if self.due().is_some_and(|t| t + self.timeout <= Instant::now()) => {
                     let e = std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
-                        format!("node {} did not answer an AppendEntries within {:?}", self.target, self.timeout),
+                        format!("node {} answered no AppendEntries for {:?}", self.target, self.timeout),
                     );
                     return Some(Err(RPCError::Unreachable(Unreachable::new(&e))));
                 }
                 Err(_) => {}
             }
         }
+    }
+
+    /// Whence the next answer is awaited: the later of the oldest unanswered
+    /// request's sending and the last answer; None with nothing outstanding.
+    fn due(&self) -> Option<Instant> {
+        let oldest = self.sent.times().front().copied()?;
+        Some(self.last_answer.map_or(oldest, |a| a.max(oldest)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_restarts_the_wait_for_requests_queued_behind_it() {
+        let mut s =
+            AppendStream { sent: Arc::default(), target: 2, timeout: Duration::from_millis(50), last_answer: None };
+        assert_eq!(s.due(), None, "nothing outstanding: nothing is due");
+        let t0 = Instant::now();
+        s.sent.times().extend([t0, t0 + Duration::from_millis(1)]);
+        assert_eq!(s.due(), Some(t0), "the oldest request's sending");
+        s.sent.times().pop_front();
+        s.last_answer = Some(t0 + Duration::from_millis(40));
+        assert_eq!(s.due(), Some(t0 + Duration::from_millis(40)), "the last answer, when later");
+        s.last_answer = Some(t0);
+        assert_eq!(s.due(), Some(t0 + Duration::from_millis(1)), "the request, when sent after the last answer");
     }
 }
