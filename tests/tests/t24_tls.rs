@@ -324,8 +324,24 @@ async fn a_client_certificate_names_its_user_once_auth_is_enabled() {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(pki.read("ca.pem")))
         .identity(Identity::from_pem(pki.read("client.pem"), pki.read("client-key.pem")));
-    let ep = Endpoint::from_shared(format!("https://{}", c.public[0])).unwrap().tls_config(tls).unwrap();
+    let ep = Endpoint::from_shared(format!("https://{}", c.public[0])).unwrap().tls_config(tls.clone()).unwrap();
     let mut auth = flaredb_proto::v1::auth_client::AuthClient::new(ep.connect().await.unwrap());
     let ask = flaredb_proto::v1::AuthenticateRequest { name: "alice".into(), password: String::new() };
     assert_eq!(auth.authenticate(ask).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+
+    // A forwarded request's certificate is the forwarding node's: without a
+    // token (a follower that has not applied AuthEnable yet sends none) it is
+    // UNAVAILABLE and marked not applied, so the client retries; never taken
+    // as the certificate's user (that was "node", refused as unknown).
+    let (leader, _) = leader_of(&alice).await;
+    let ep =
+        Endpoint::from_shared(format!("https://{}", c.public[leader as usize - 1])).unwrap().tls_config(tls).unwrap();
+    let mut kv = flaredb_proto::v1::kv_cas_client::KvCasClient::new(ep.connect().await.unwrap());
+    let get = || flaredb_proto::v1::GetRequest { key: "k".into(), namespace: "app".into() };
+    assert!(kv.get(get()).await.is_ok(), "the certificate's own user reads");
+    let mut forwarded = tonic::Request::new(get());
+    forwarded.metadata_mut().insert("x-flaredb-forwarded", "1".parse().unwrap());
+    let refused = kv.get(forwarded).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.metadata().contains_key("x-flaredb-not-applied"), "{refused:?}");
 }

@@ -6,6 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use flaredb_proto::leader_hint::{mark_not_applied, FORWARDED_KEY};
 use flaredb_raft::{
     auth::{AuthState, Need},
     namespace::canonical_name,
@@ -66,6 +67,9 @@ impl Gate {
     pub fn credential<T>(&self, req: &Request<T>) -> Credential {
         match req.metadata().get(AUTHORIZATION) {
             Some(v) => Credential::Header(v.clone()),
+            // The certificate of a forwarded request is the forwarding node's,
+            // never the caller's.
+            None if req.metadata().contains_key(FORWARDED_KEY) => Credential::ForwardedBare,
             None if self.cert_users => cert_common_name(req).map_or(Credential::None, Credential::Cert),
             None => Credential::None,
         }
@@ -144,6 +148,9 @@ pub enum Credential {
     Header(MetadataValue<Ascii>),
     /// The CN of a verified client certificate (with --client-cert-auth).
     Cert(String),
+    /// Forwarded by a node that sent no credential: it had not applied
+    /// AuthEnable yet (with auth on there, it would have sent the caller's).
+    ForwardedBare,
     None,
 }
 
@@ -173,6 +180,15 @@ fn identify(state: &AuthState, cred: &Credential, now_ms: u64) -> Result<String,
                 )));
             }
             Ok(cn.clone())
+        }
+        Credential::ForwardedBare => {
+            // Transient, and nothing was done: the client retries and the
+            // forwarding node has caught up by then.
+            let mut s = Status::unavailable(
+                "forwarded without the caller's credentials by a node that has not applied AuthEnable yet; retry",
+            );
+            mark_not_applied(s.metadata_mut());
+            Err(s)
         }
         Credential::None => Err(unauthenticated(
             "auth is enabled: send `authorization: Bearer <token>` with a token from Auth/Authenticate",
