@@ -2,6 +2,7 @@
 //! each with its own temp data dir, that tests can kill, restart and query.
 //! Everything started here is killed and removed on drop.
 
+pub mod auth_setup;
 pub mod bank;
 pub mod fault_suite;
 mod grpcurl;

@@ -12,6 +12,7 @@ use std::{path::PathBuf, process::Command, time::Duration};
 use flaredb_client::{ClientConfig, RdbClient};
 use flaredb_proto::raft::{raft_client::RaftClient, AppendEntriesRequest, Vote};
 use flaredb_tests::{
+    auth_setup::add_user_with_role,
     free_port,
     raft_peer::{cluster_id, from_cluster},
     spawn_server, test_client_config, wait_until, Cluster, ServerProc, DEADLINE,
@@ -306,10 +307,7 @@ async fn a_client_certificate_names_its_user_once_auth_is_enabled() {
     leader_of(&alice).await;
     // Auth is off: anyone may set it up. "alice" (the CN of client.pem) has no password.
     alice.user_add("root", "rootpw").await.unwrap();
-    alice.user_add("alice", "").await.unwrap();
-    alice.role_add("app-rw").await.unwrap();
-    alice.role_grant_permission("app-rw", "app", PermissionType::Readwrite).await.unwrap();
-    alice.user_grant_role("alice", "app-rw").await.unwrap();
+    add_user_with_role(&alice, "alice", "", "app-rw", "app", PermissionType::Readwrite).await;
     alice.create_namespace("app", flaredb_client::NamespaceMode::Strong).await.unwrap();
     alice.auth_enable().await.unwrap();
     // Through each node: a follower forwards with a token it signs for the certificate's user.

@@ -12,7 +12,10 @@ use flaredb_proto::v1::{
     self as pb, admin_client::AdminClient, auth_client::AuthClient, kv_cas_client::KvCasClient,
     kv_raw_client::KvRawClient,
 };
-use flaredb_tests::{cli_bin, grpcurl_run_with, test_client_config, wait_until, Cluster, ClusterOpts, DEADLINE};
+use flaredb_tests::{
+    auth_setup::add_user_with_role, cli_bin, grpcurl_run_with, test_client_config, wait_until, Cluster, ClusterOpts,
+    DEADLINE,
+};
 use tonic::{transport::Channel, Code, Request, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,10 +344,7 @@ async fn set_up(c: &Cluster) -> Fixture {
         ("wrong", "o", "other", PermissionType::Readwrite),
         ("admin", "a", "*", PermissionType::Admin),
     ] {
-        setup.user_add(user, "pw").await.unwrap();
-        setup.role_add(role).await.unwrap();
-        setup.role_grant_permission(role, ns, kind).await.unwrap();
-        setup.user_grant_role(user, role).await.unwrap();
+        add_user_with_role(&setup, user, "pw", role, ns, kind).await;
     }
     setup.user_add("spare", "pw").await.unwrap();
     setup.role_add("spare").await.unwrap();
@@ -480,10 +480,7 @@ async fn tokens_from_one_node_work_on_all_and_changes_take_effect_everywhere() {
             .await;
     let setup = c.client();
     setup.user_add("root", "rootpw").await.unwrap();
-    setup.user_add("alice", "pw").await.unwrap();
-    setup.role_add("app-rw").await.unwrap();
-    setup.role_grant_permission("app-rw", "app", PermissionType::Readwrite).await.unwrap();
-    setup.user_grant_role("alice", "app-rw").await.unwrap();
+    add_user_with_role(&setup, "alice", "pw", "app-rw", "app", PermissionType::Readwrite).await;
     // Enabling needs root: without it, FAILED_PRECONDITION and auth stays off.
     setup.user_delete("root").await.unwrap();
     let refused = setup.auth_enable().await.unwrap_err();

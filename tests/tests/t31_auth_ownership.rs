@@ -6,7 +6,10 @@
 
 use flaredb_client::{NamespaceMode, PermissionType, RdbClient};
 use flaredb_proto::v1::{self as pb, auth_client::AuthClient, kv_cas_client::KvCasClient};
-use flaredb_tests::{free_port, spawn_server, test_client_config, wait_until, Cluster, ClusterOpts, DEADLINE};
+use flaredb_tests::{
+    auth_setup::add_user_with_role, free_port, spawn_server, test_client_config, wait_until, Cluster, ClusterOpts,
+    DEADLINE,
+};
 use tonic::{transport::Channel, Code, Request, Status};
 
 fn with_token<T>(msg: T, token: &str) -> Request<T> {
@@ -27,15 +30,8 @@ async fn token(ch: &Channel, name: &str) -> String {
 /// alice and bob (READWRITE on "app"), admin (ADMIN on "*"), root; auth on.
 async fn set_up(c: &Cluster) -> Channel {
     let setup = c.client();
-    for (user, role, ns, kind) in
-        [("alice", "rw", "app", PermissionType::Readwrite), ("admin", "a", "*", PermissionType::Admin)]
-    {
-        setup.user_add(user, "pw").await.unwrap();
-        if setup.role_add(role).await.is_ok() {
-            setup.role_grant_permission(role, ns, kind).await.unwrap();
-        }
-        setup.user_grant_role(user, role).await.unwrap();
-    }
+    add_user_with_role(&setup, "alice", "pw", "rw", "app", PermissionType::Readwrite).await;
+    add_user_with_role(&setup, "admin", "pw", "a", "*", PermissionType::Admin).await;
     setup.user_add("bob", "pw").await.unwrap();
     setup.user_grant_role("bob", "rw").await.unwrap();
     setup.user_add("root", "rootpw").await.unwrap();
@@ -383,10 +379,7 @@ async fn a_signed_in_client_rides_out_kill_9_of_the_leader_and_a_restart() {
     let mut c = Cluster::start(3).await;
     let setup = c.client();
     setup.user_add("root", "rootpw").await.unwrap();
-    setup.user_add("svc", "pw").await.unwrap();
-    setup.role_add("rw").await.unwrap();
-    setup.role_grant_permission("rw", "app", PermissionType::Readwrite).await.unwrap();
-    setup.user_grant_role("svc", "rw").await.unwrap();
+    add_user_with_role(&setup, "svc", "pw", "rw", "app", PermissionType::Readwrite).await;
     setup.create_namespace("app", NamespaceMode::Strong).await.unwrap();
     setup.auth_enable().await.unwrap();
     let svc = RdbClient::with_config(c.endpoints(), test_client_config().with_user("svc", "pw")).unwrap();
